@@ -1,0 +1,40 @@
+"""Predictions of the Gaussian-mixture model of training on verified synthesized data.
+
+Everything here is pure ``jax.numpy`` in float64 (the package enables ``jax_enable_x64`` on
+import), broadcasts over its arguments, and works under ``jit``, ``vmap`` and ``grad``.
+"""
+
+from gmmcollapse.theory.basic import (
+    bayes_accuracy,
+    breakdown_point,
+    effective_noise,
+    infinite_data_accuracy,
+    keep_fraction,
+)
+from gmmcollapse.theory.ridge import (
+    RidgeLimit,
+    clean_ridge_accuracy,
+    mixed_ridge_accuracy,
+    ridge_accuracy,
+    ridge_limit,
+    shifted_mixed_ridge_accuracy,
+    solve_delta,
+)
+
+# <helpers add their imports below this line>
+
+__all__ = [
+    "bayes_accuracy",
+    "breakdown_point",
+    "effective_noise",
+    "infinite_data_accuracy",
+    "keep_fraction",
+    "RidgeLimit",
+    "clean_ridge_accuracy",
+    "mixed_ridge_accuracy",
+    "ridge_accuracy",
+    "ridge_limit",
+    "shifted_mixed_ridge_accuracy",
+    "solve_delta",
+    # <helpers add their names below this line>
+]

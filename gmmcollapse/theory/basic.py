@@ -1,0 +1,125 @@
+"""Closed forms of the phi-psi model: breakdown point, keep fraction, infinite-data limit.
+
+Conventions (Feng et al., *Beyond Model Collapse*, 2024, section 3):
+
+* data: ``y`` uniform in {-1, +1}, ``x | y ~ N(y mu, I_d)``, ``snr = ||mu||``;
+* generator: the synthesized label ``y~`` is wrong with probability ``p``, independently of x;
+* verifier: keeps a correct example with probability ``phi``, a wrong one with ``psi``.
+
+All functions are pure ``jax.numpy``, broadcast over their arguments, and are safe under
+``jit``, ``vmap`` and ``grad``. Concrete inputs are validated (``ValueError`` naming the
+parameter); traced inputs are not (see :mod:`gmmcollapse._validate`).
+"""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+from jax import Array
+from jax.scipy.stats import norm
+from jax.typing import ArrayLike
+
+from gmmcollapse._validate import check_not_both_zero, check_range
+
+__all__ = [
+    "breakdown_point",
+    "keep_fraction",
+    "effective_noise",
+    "bayes_accuracy",
+    "infinite_data_accuracy",
+    "check_rates",
+]
+
+
+def check_rates(p: ArrayLike | None = None, phi: ArrayLike | None = None, psi: ArrayLike | None = None):
+    """Validate generator error ``p`` and keep rates ``phi``, ``psi`` (all in [0, 1])."""
+    check_range("p", p, 0.0, 1.0)
+    check_range("phi", phi, 0.0, 1.0)
+    check_range("psi", psi, 0.0, 1.0)
+    check_not_both_zero("phi", phi, "psi", psi)
+
+
+def _f(x: ArrayLike) -> Array:
+    return jnp.asarray(x, dtype=jnp.float64)
+
+
+def breakdown_point(phi: ArrayLike, psi: ArrayLike) -> Array:
+    r"""The breakdown point :math:`p^* = \phi / (\phi + \psi) = 1 / (1 + \psi/\phi)`.
+
+    With infinite data, selection with keep rates (phi, psi) recovers the Bayes classifier iff
+    the generator's error rate ``p < p*`` (Feng et al. 2024, Theorem 1). No verifier
+    (phi = psi): ``p* = 1/2``; an oracle (psi = 0): ``p* = 1``.
+
+    Args:
+        phi: keep rate of correctly labelled examples, in [0, 1].
+        psi: keep rate of wrongly labelled examples, in [0, 1]; not both zero.
+
+    Example:
+        >>> float(breakdown_point(0.9, 0.3))
+        0.75
+    """
+    check_rates(phi=phi, psi=psi)
+    phi, psi = _f(phi), _f(psi)
+    return phi / (phi + psi)
+
+
+def keep_fraction(p: ArrayLike, phi: ArrayLike, psi: ArrayLike) -> Array:
+    r"""Fraction of synthesized examples the verifier keeps: :math:`\alpha = (1-p)\phi + p\psi`.
+
+    Example:
+        >>> float(keep_fraction(0.2, 1.0, 0.5))
+        0.9
+    """
+    check_rates(p, phi, psi)
+    p, phi, psi = _f(p), _f(phi), _f(psi)
+    return (1.0 - p) * phi + p * psi
+
+
+def effective_noise(p: ArrayLike, phi: ArrayLike, psi: ArrayLike) -> Array:
+    r"""Wrong-label rate among kept examples: :math:`\varepsilon = p\psi / ((1-p)\phi + p\psi)`.
+
+    It is below 1/2 exactly when ``p < p*``. Where nothing is kept (``p = 1, psi = 0`` or
+    ``p = 0, phi = 0``) the rate is undefined and NaN is returned.
+
+    Example:
+        >>> float(effective_noise(0.5, 1.0, 0.25))
+        0.2
+    """
+    check_rates(p, phi, psi)
+    p, phi, psi = _f(p), _f(phi), _f(psi)
+    alpha = (1.0 - p) * phi + p * psi
+    safe = jnp.where(alpha > 0, alpha, 1.0)
+    return jnp.where(alpha > 0, p * psi / safe, jnp.nan)
+
+
+def bayes_accuracy(snr: ArrayLike) -> Array:
+    r"""Bayes-optimal accuracy :math:`\Phi(\|\mu\|)` of the symmetric two-Gaussian mixture.
+
+    Example:
+        >>> round(float(bayes_accuracy(1.0)), 6)
+        0.841345
+    """
+    check_range("snr", snr, 0.0)
+    return norm.cdf(_f(snr))
+
+
+def infinite_data_accuracy(snr: ArrayLike, p: ArrayLike, phi: ArrayLike, psi: ArrayLike) -> Array:
+    r"""Accuracy of the linear (ridge / least-squares) learner with infinitely many kept samples.
+
+    .. math::
+        \mathrm{acc} = \Phi\big(\operatorname{sign}((1-p)\phi - p\psi)\,\|\mu\|\big)
+        = \begin{cases} \Phi(\|\mu\|) & p < p^* \\ 1/2 & p = p^* \\ 1 - \Phi(\|\mu\|) & p > p^*
+        \end{cases}
+
+    The population ridge solution on the kept data is proportional to
+    ``(1 - 2 eps) mu`` with ``eps = effective_noise(p, phi, psi)``; its sign flips at p*
+    (Feng et al. 2024, Theorem 1). If nothing is kept the learner outputs w = 0: accuracy 1/2.
+
+    Example:
+        >>> round(float(infinite_data_accuracy(1.0, 0.7, 1.0, 0.2)), 6)  # p* = 5/6 > 0.7
+        0.841345
+    """
+    check_range("snr", snr, 0.0)
+    check_rates(p, phi, psi)
+    snr, p, phi, psi = _f(snr), _f(p), _f(phi), _f(psi)
+    margin = (1.0 - p) * phi - p * psi
+    return norm.cdf(jnp.sign(margin) * snr)
