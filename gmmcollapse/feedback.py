@@ -1,0 +1,263 @@
+"""The shared feedback-selection kernel: per-candidate scores -> which candidates to train on.
+
+Every domain (the Gaussian mixture, the eigenvalue transformer, the summarizer) produces, for
+``n`` inputs, ``k`` candidate outputs each, and a score per candidate (a verifier's score, the
+model's log-probability, minus a distance to the ground truth, ...). Selection turns those
+scores into a boolean mask of shape ``(n, k)``; when ground-truth correctness is known,
+:func:`measure` reports the verifier's keep rates on correct and wrong candidates (phi, psi)
+and the breakdown point ``p* = phi / (phi + psi)`` (Feng et al. 2024).
+
+The kernel knows nothing about any domain. Each strategy is written for ONE instance
+(arrays ``(n, k)``) and is pure and jit-compatible; batches and parameter grids are lifted
+with ``jax.vmap`` (see :func:`batched`). Strategy parameters (``tau``, ``phi``, ``psi``, ``r``)
+are traced values, so sweeping them never recompiles.
+
+Strategies compose through ``eligible``: a candidate that is not eligible is never selected.
+E.g. "best of k among those the verifier accepts" is
+``best_of_k(scores, eligible=prune(verifier_scores, tau).mask)``.
+
+Conventions:
+    * higher score = better;
+    * ties are broken towards the lower candidate / input index (stable sorts);
+    * an input is *kept* when any of its candidates is selected; ``choice`` is the selected
+      candidate with the highest score, ``-1`` for inputs with none.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+from jax import Array
+from jax.typing import ArrayLike
+
+from gmmcollapse._validate import check_range
+
+__all__ = [
+    "Selection",
+    "Rates",
+    "from_mask",
+    "prune",
+    "noisy_oracle",
+    "best_of_k",
+    "top_fraction",
+    "random_fraction",
+    "measure",
+    "batched",
+    "STRATEGIES",
+]
+
+
+class Selection(NamedTuple):
+    """Result of a selection strategy on one instance.
+
+    Attributes:
+        mask: ``(n, k)`` bool, the selected candidates.
+        choice: ``(n,)`` int32, per input the selected candidate with the highest score
+            (lowest index on ties), or -1 when none is selected.
+        kept: ``(n,)`` bool, whether any candidate of the input is selected.
+    """
+
+    mask: Array
+    choice: Array
+    kept: Array
+
+
+class Rates(NamedTuple):
+    """Keep rates measured against ground truth, over all (valid) candidates.
+
+    Attributes:
+        phi: fraction of correct candidates selected (NaN if there is no correct one).
+        psi: fraction of wrong candidates selected (NaN if there is no wrong one).
+        p: fraction of candidates that are wrong (the generator's error rate).
+        p_star: ``phi / (phi + psi)``, the breakdown point of this selector.
+        effective_noise: fraction of the *selected* candidates that are wrong.
+        n_selected: number of selected candidates.
+        keep_fraction: ``n_selected`` over the number of valid candidates.
+    """
+
+    phi: Array
+    psi: Array
+    p: Array
+    p_star: Array
+    effective_noise: Array
+    n_selected: Array
+    keep_fraction: Array
+
+
+def _as2d(x: ArrayLike) -> Array:
+    x = jnp.asarray(x)
+    return x[:, None] if x.ndim == 1 else x
+
+
+def _eligible(scores: Array, eligible: ArrayLike | None) -> Array:
+    if eligible is None:
+        return jnp.ones(scores.shape, bool)
+    return jnp.broadcast_to(_as2d(eligible).astype(bool), scores.shape)
+
+
+def from_mask(mask: ArrayLike, scores: ArrayLike | None = None) -> Selection:
+    """Build a :class:`Selection` from a ``(n, k)`` (or ``(n,)``) mask.
+
+    ``choice`` is the selected candidate with the highest ``scores`` (first one if no scores).
+    """
+    mask = _as2d(mask).astype(bool)
+    s = jnp.zeros(mask.shape) if scores is None else _as2d(scores).astype(jnp.result_type(float))
+    masked = jnp.where(mask, s, -jnp.inf)
+    kept = jnp.any(mask, axis=1)
+    choice = jnp.where(kept, jnp.argmax(masked, axis=1), -1).astype(jnp.int32)
+    return Selection(mask, choice, kept)
+
+
+def prune(scores: ArrayLike, tau: ArrayLike, eligible: ArrayLike | None = None) -> Selection:
+    """Threshold pruning: select every eligible candidate with ``score >= tau``.
+
+    ``tau = -inf`` selects everything (no verifier). Shapes: ``scores`` ``(n, k)`` or ``(n,)``;
+    ``tau`` a scalar or anything broadcastable to ``scores``.
+    """
+    check_range("tau", tau, allow_inf=True)
+    s = _as2d(scores)
+    mask = (s >= jnp.asarray(tau)) & _eligible(s, eligible)
+    return from_mask(mask, s)
+
+
+def noisy_oracle(
+    key: Array,
+    correct: ArrayLike,
+    phi: ArrayLike,
+    psi: ArrayLike,
+    eligible: ArrayLike | None = None,
+) -> Selection:
+    """Noisy oracle: keep each correct candidate w.p. ``phi``, each wrong one w.p. ``psi``.
+
+    Decisions are independent across candidates (one uniform draw each). ``phi`` and ``psi``
+    broadcast against ``correct``, so per-input (e.g. class-specific) rates are ``(n, 1)``
+    arrays. ``phi = 1, psi = 0`` is the oracle; ``phi = psi = 1`` keeps everything.
+    """
+    check_range("phi", phi, 0.0, 1.0)
+    check_range("psi", psi, 0.0, 1.0)
+    c = _as2d(correct).astype(bool)
+    u = jax.random.uniform(key, c.shape)
+    rate = jnp.where(c, jnp.asarray(phi), jnp.asarray(psi))
+    mask = (u < rate) & _eligible(c, eligible)
+    return from_mask(mask)
+
+
+def best_of_k(scores: ArrayLike, eligible: ArrayLike | None = None) -> Selection:
+    """Per input, select the single eligible candidate with the highest score.
+
+    Inputs with no eligible candidate are not kept. With the model's log-probability as score
+    this is self-selection; with minus the distance to the truth, oracle best-of-k.
+    """
+    s = _as2d(scores)
+    ok = _eligible(s, eligible)
+    masked = jnp.where(ok, s, -jnp.inf)
+    best = jnp.argmax(masked, axis=1)
+    kept = jnp.any(ok, axis=1)
+    mask = (jnp.arange(s.shape[1])[None, :] == best[:, None]) & kept[:, None]
+    return Selection(mask, jnp.where(kept, best, -1).astype(jnp.int32), kept)
+
+
+def _count(r: Array, n: int) -> Array:
+    # floor(r n) inputs, computed so that e.g. r = 0.125, n = 8 gives exactly 1
+    return jnp.floor(r * n + 1e-9).astype(jnp.int32)
+
+
+def top_fraction(scores: ArrayLike, r: ArrayLike, eligible: ArrayLike | None = None) -> Selection:
+    """Keep the ``floor(r n)`` inputs whose best eligible candidate scores highest.
+
+    Each kept input contributes its best eligible candidate (so ``k = 1`` is plain top-r
+    selection of inputs). Inputs without an eligible candidate rank last and are never kept.
+    ``r`` is traced: any value in [0, 1] runs without recompiling.
+    """
+    check_range("r", r, 0.0, 1.0)
+    inner = best_of_k(scores, eligible)
+    s = _as2d(scores)
+    n = s.shape[0]
+    best_score = jnp.where(inner.kept, jnp.max(jnp.where(inner.mask, s, -jnp.inf), axis=1), -jnp.inf)
+    order = jnp.argsort(-best_score, stable=True)
+    rank = jnp.empty((n,), jnp.int32).at[order].set(jnp.arange(n, dtype=jnp.int32))
+    kept = (rank < _count(jnp.asarray(r), n)) & inner.kept
+    return Selection(inner.mask & kept[:, None], jnp.where(kept, inner.choice, -1), kept)
+
+
+def random_fraction(
+    key: Array, scores: ArrayLike, r: ArrayLike, eligible: ArrayLike | None = None
+) -> Selection:
+    """Keep exactly ``floor(r n)`` inputs chosen uniformly at random (without replacement).
+
+    A kept input contributes its first eligible candidate (by convention candidate 0 is the
+    greedy / top-beam output). ``scores`` is used only for its shape. Inputs with no eligible
+    candidate are never kept, so fewer than ``floor(r n)`` may be kept then.
+    """
+    check_range("r", r, 0.0, 1.0)
+    s = _as2d(scores)
+    ok = _eligible(s, eligible)
+    n = s.shape[0]
+    # rank a random key per input; ineligible inputs rank last
+    u = jnp.where(jnp.any(ok, axis=1), jax.random.uniform(key, (n,)), 2.0)
+    rank = jnp.empty((n,), jnp.int32).at[jnp.argsort(u)].set(jnp.arange(n, dtype=jnp.int32))
+    kept = (rank < _count(jnp.asarray(r), n)) & jnp.any(ok, axis=1)
+    first = jnp.argmax(ok, axis=1)
+    mask = (jnp.arange(s.shape[1])[None, :] == first[:, None]) & kept[:, None]
+    return Selection(mask, jnp.where(kept, first, -1).astype(jnp.int32), kept)
+
+
+def _ratio(a: Array, b: Array) -> Array:
+    return jnp.where(b > 0, a / jnp.where(b > 0, b, 1), jnp.nan)
+
+
+def measure(selection: Selection | ArrayLike, correct: ArrayLike, valid: ArrayLike | None = None) -> Rates:
+    """Measured keep rates of a selection against ground-truth correctness.
+
+    Counts run over candidates (all ``n k`` of them, or those with ``valid``), so for
+    best-of-k, ``phi`` is the fraction of correct candidates that were picked. ``p*`` measured
+    this way is the paper's proxy: selection helps when the generator's error ``p < p*``.
+
+    Args:
+        selection: a :class:`Selection` or a mask of shape ``(n, k)`` / ``(n,)``.
+        correct: bool, same shape as the mask.
+        valid: optional bool mask of candidates to count (e.g. padding excluded).
+    """
+    mask = selection.mask if isinstance(selection, Selection) else _as2d(selection)
+    mask = mask.astype(bool)
+    c = jnp.broadcast_to(_as2d(correct).astype(bool), mask.shape)
+    v = _eligible(mask, valid)
+    f = jnp.result_type(float)
+    n_correct = jnp.sum(c & v, dtype=f)
+    n_wrong = jnp.sum(~c & v, dtype=f)
+    kept_correct = jnp.sum(mask & c & v, dtype=f)
+    kept_wrong = jnp.sum(mask & ~c & v, dtype=f)
+    n_sel = kept_correct + kept_wrong
+    phi = _ratio(kept_correct, n_correct)
+    psi = _ratio(kept_wrong, n_wrong)
+    return Rates(
+        phi=phi,
+        psi=psi,
+        p=_ratio(n_wrong, n_correct + n_wrong),
+        p_star=_ratio(phi, phi + psi),
+        effective_noise=_ratio(kept_wrong, n_sel),
+        n_selected=n_sel,
+        keep_fraction=_ratio(n_sel, n_correct + n_wrong),
+    )
+
+
+def batched(fn, in_axes=0):
+    """Lift a single-instance strategy (or :func:`measure`) over a leading batch axis.
+
+    ``batched(prune)(scores_bnk, taus_b)`` equals stacking ``prune(scores[i], taus[i])``.
+    Pass ``in_axes`` as for ``jax.vmap`` to share arguments, e.g. one ``tau`` for the batch:
+    ``batched(prune, in_axes=(0, None))``.
+    """
+    return jax.vmap(fn, in_axes=in_axes)
+
+
+#: name -> strategy function, for configs that pick a strategy by name
+STRATEGIES = {
+    "prune": prune,
+    "noisy_oracle": noisy_oracle,
+    "best_of_k": best_of_k,
+    "top_fraction": top_fraction,
+    "random_fraction": random_fraction,
+}

@@ -1,0 +1,22 @@
+"""Finite-n, finite-d simulation of the Gaussian-mixture model of verified synthetic data."""
+
+from gmmcollapse.gmm.learners import logistic, ridge_dual, ridge_from_stats, sufficient_stats
+from gmmcollapse.gmm.simulate import SimResult, over_grid, over_seeds, simulate, summarize
+from gmmcollapse.gmm.spec import GMMParams, SimSpec, make_params, spec_dict, validate_params
+
+__all__ = [
+    "GMMParams",
+    "SimResult",
+    "SimSpec",
+    "logistic",
+    "make_params",
+    "over_grid",
+    "over_seeds",
+    "ridge_dual",
+    "ridge_from_stats",
+    "simulate",
+    "spec_dict",
+    "summarize",
+    "sufficient_stats",
+    "validate_params",
+]
