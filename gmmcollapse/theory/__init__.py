@@ -22,6 +22,18 @@ from gmmcollapse.theory.ridge import (
 )
 
 # <helpers add their imports below this line>
+from gmmcollapse.theory.classwise import (
+    ClassLimit,
+    class_breakdown_margin,
+    class_infinite_data_accuracy,
+    class_infinite_data_limit,
+    class_is_optimal,
+)
+from gmmcollapse.theory.estimate import (
+    BreakdownEstimate,
+    estimate_breakdown_point,
+    wilson_interval,
+)
 
 __all__ = [
     "bayes_accuracy",
@@ -37,4 +49,12 @@ __all__ = [
     "shifted_mixed_ridge_accuracy",
     "solve_delta",
     # <helpers add their names below this line>
+    "ClassLimit",
+    "class_breakdown_margin",
+    "class_infinite_data_accuracy",
+    "class_infinite_data_limit",
+    "class_is_optimal",
+    "BreakdownEstimate",
+    "estimate_breakdown_point",
+    "wilson_interval",
 ]

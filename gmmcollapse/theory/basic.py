@@ -122,4 +122,7 @@ def infinite_data_accuracy(snr: ArrayLike, p: ArrayLike, phi: ArrayLike, psi: Ar
     check_rates(p, phi, psi)
     snr, p, phi, psi = _f(snr), _f(p), _f(phi), _f(psi)
     margin = (1.0 - p) * phi - p * psi
-    return norm.cdf(jnp.sign(margin) * snr)
+    # p* is rarely representable: treat a margin within rounding error of 0 as exactly p*
+    # (so infinite_data_accuracy(snr, breakdown_point(phi, psi), phi, psi) == 1/2).
+    tie = jnp.abs(margin) <= 4.0 * jnp.finfo(jnp.float64).eps * jnp.maximum(phi, psi)
+    return norm.cdf(jnp.where(tie, 0.0, jnp.sign(margin)) * snr)

@@ -63,9 +63,9 @@ from gmmcollapse._validate import check_range
 
 __all__ = [
     "ClassLimit",
-    "class_infinite_data_limit",
-    "class_infinite_data_accuracy",
     "class_breakdown_margin",
+    "class_infinite_data_accuracy",
+    "class_infinite_data_limit",
     "class_is_optimal",
 ]
 
@@ -167,7 +167,9 @@ def class_infinite_data_limit(
         # alpha Cov(x, y~) = (u_+ v_- + u_- v_+)/V mu and alpha Cov(x) + lam I has eigenvalue
         # V/2 + 2 v_+ v_- m^2 / V + lam along mu; multiply both by V (no division by v_y, so
         # an empty class needs no special case: its u_y = v_y = 0 makes the numerator 0).
-        s = _safe_div(u_pos * v_neg + u_neg * v_pos, 0.5 * big_v**2 + 2.0 * v_pos * v_neg * m2 + lam * big_v)
+        s = _safe_div(
+            u_pos * v_neg + u_neg * v_pos, 0.5 * big_v**2 + 2.0 * v_pos * v_neg * m2 + lam * big_v
+        )
         b = _safe_div((u_pos - u_neg) - s * m2 * (v_pos - v_neg), big_v)
     else:
         s = _safe_div(u_pos + u_neg, big_v * (1.0 + m2) + 2.0 * lam)
@@ -208,7 +210,7 @@ def class_infinite_data_accuracy(
         >>> round(float(class_infinite_data_accuracy(1.0, 0.2, 0.2, 0.9, 0.9, 0.3, 0.3)), 6)
         0.841345
         >>> round(float(class_infinite_data_accuracy(1.0, 0.1, 0.4, 0.9, 0.6, 0.3, 0.2)), 4)
-        0.8147
+        0.7808
     """
     return class_infinite_data_limit(
         snr, p_pos, p_neg, phi_pos, phi_neg, psi_pos, psi_neg, lam, bias
@@ -240,8 +242,8 @@ def class_breakdown_margin(
     ``p* = phi / (phi + psi)``.
 
     Example:
-        >>> round(float(class_breakdown_margin(0.2, 0.2, 0.9, 0.9, 0.3, 0.3)), 6)  # 2 k
-        1.5
+        >>> round(float(class_breakdown_margin(0.2, 0.2, 0.9, 0.9, 0.3, 0.3)), 6)  # 2 * 0.66/0.78
+        1.692308
     """
     _check_class_rates(p_pos, p_neg, phi_pos, phi_neg, psi_pos, psi_neg)
     rates = jnp.broadcast_arrays(*map(_f, (p_pos, p_neg, phi_pos, phi_neg, psi_pos, psi_neg)))
@@ -268,5 +270,7 @@ def class_is_optimal(
     ``gap ~ (m phi(m) / 2) (b / (s m))^2``, so the default ``atol = 1e-12`` accepts
     ``|b| / (s m)`` up to about ``1e-6``.
     """
-    lim = class_infinite_data_limit(snr, p_pos, p_neg, phi_pos, phi_neg, psi_pos, psi_neg, lam, bias)
+    lim = class_infinite_data_limit(
+        snr, p_pos, p_neg, phi_pos, phi_neg, psi_pos, psi_neg, lam, bias
+    )
     return lim.bayes_gap <= atol
