@@ -97,6 +97,13 @@ def _eligible(scores: Array, eligible: ArrayLike | None) -> Array:
     return jnp.broadcast_to(_as2d(eligible).astype(bool), scores.shape)
 
 
+def _best_index(s: Array, ok: Array) -> Array:
+    # first index of the largest score among ``ok`` candidates (0 when none is ok). Not a plain
+    # argmax of where(ok, s, -inf): with -inf scores that ties with, and can pick, a non-ok one.
+    top = jnp.max(jnp.where(ok, s, -jnp.inf), axis=1, keepdims=True)
+    return jnp.argmax(ok & (s == top), axis=1)
+
+
 def from_mask(mask: ArrayLike, scores: ArrayLike | None = None) -> Selection:
     """Build a :class:`Selection` from a ``(n, k)`` (or ``(n,)``) mask.
 
@@ -104,9 +111,8 @@ def from_mask(mask: ArrayLike, scores: ArrayLike | None = None) -> Selection:
     """
     mask = _as2d(mask).astype(bool)
     s = jnp.zeros(mask.shape) if scores is None else _as2d(scores).astype(jnp.result_type(float))
-    masked = jnp.where(mask, s, -jnp.inf)
     kept = jnp.any(mask, axis=1)
-    choice = jnp.where(kept, jnp.argmax(masked, axis=1), -1).astype(jnp.int32)
+    choice = jnp.where(kept, _best_index(s, mask), -1).astype(jnp.int32)
     return Selection(mask, choice, kept)
 
 
@@ -152,8 +158,7 @@ def best_of_k(scores: ArrayLike, eligible: ArrayLike | None = None) -> Selection
     """
     s = _as2d(scores)
     ok = _eligible(s, eligible)
-    masked = jnp.where(ok, s, -jnp.inf)
-    best = jnp.argmax(masked, axis=1)
+    best = _best_index(s, ok)
     kept = jnp.any(ok, axis=1)
     mask = (jnp.arange(s.shape[1])[None, :] == best[:, None]) & kept[:, None]
     return Selection(mask, jnp.where(kept, best, -1).astype(jnp.int32), kept)
@@ -176,7 +181,8 @@ def top_fraction(scores: ArrayLike, r: ArrayLike, eligible: ArrayLike | None = N
     s = _as2d(scores)
     n = s.shape[0]
     best_score = jnp.where(inner.kept, jnp.max(jnp.where(inner.mask, s, -jnp.inf), axis=1), -jnp.inf)
-    order = jnp.argsort(-best_score, stable=True)
+    # inputs without an eligible candidate go last even when a kept one's best score is -inf
+    order = jnp.lexsort((-best_score, ~inner.kept))
     rank = jnp.empty((n,), jnp.int32).at[order].set(jnp.arange(n, dtype=jnp.int32))
     kept = (rank < _count(jnp.asarray(r), n)) & inner.kept
     return Selection(inner.mask & kept[:, None], jnp.where(kept, inner.choice, -1), kept)

@@ -28,6 +28,7 @@ import os
 import platform
 import tempfile
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Mapping
 
@@ -36,7 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from gmmcollapse.gmm.simulate import _simulate
-from gmmcollapse.gmm.spec import GMMParams, SimSpec, make_params, validate_params
+from gmmcollapse.gmm.spec import _DEFAULTS, GMMParams, SimSpec, make_params, validate_params
 
 __all__ = ["Sweep", "Results", "run_sweep", "grid_points", "load_results", "save_results"]
 
@@ -51,6 +52,9 @@ class Sweep:
     Attributes:
         name: short identifier (used in file names and metadata).
         axes: ``{parameter: values}``; the grid is their Cartesian product, in this order.
+        cases: optional named parameter sets (e.g. verifiers: ``{"oracle": {"phi": 1, "psi":
+            0}, ...}``) that vary several parameters together; they form a leading ``case``
+            axis whose values are the case indices (names in ``meta["cases"]``).
         fixed: values of the other parameters (``GMMParams`` fields and ``d``). Per-class
             rates are length-2 lists.
         spec: the remaining :class:`~gmmcollapse.gmm.SimSpec` fields (``generator``,
@@ -64,6 +68,7 @@ class Sweep:
     name: str
     axes: Mapping[str, Any]
     fixed: Mapping[str, Any] = field(default_factory=dict)
+    cases: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     spec: Mapping[str, Any] = field(default_factory=dict)
     seeds: int = 0
     seed: int = 0
@@ -71,13 +76,14 @@ class Sweep:
     memory_budget: float = 1.0e9
 
     def __post_init__(self):
-        unknown = (set(self.axes) | set(self.fixed)) - PARAM_NAMES
+        case_keys = set().union(*[set(c) for c in self.cases.values()]) if self.cases else set()
+        unknown = (set(self.axes) | set(self.fixed) | case_keys) - PARAM_NAMES
         if unknown:
             raise ValueError(
                 f"unknown sweep parameter(s): {', '.join(sorted(unknown))}; "
                 f"allowed: {', '.join(sorted(PARAM_NAMES))}"
             )
-        both = set(self.axes) & set(self.fixed)
+        both = (set(self.axes) & set(self.fixed)) | (case_keys & set(self.axes))
         if both:
             raise ValueError(f"parameter(s) both swept and fixed: {', '.join(sorted(both))}")
         for k, v in self.axes.items():
@@ -88,12 +94,34 @@ class Sweep:
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return tuple(len(np.atleast_1d(v)) for v in self.axes.values())
+        lead = (len(self.cases),) if self.cases else ()
+        return lead + tuple(len(np.atleast_1d(v)) for v in self.axes.values())
+
+    @property
+    def axis_names(self) -> list[str]:
+        return (["case"] if self.cases else []) + list(self.axes)
+
+    def points(self) -> dict[str, np.ndarray]:
+        """The flattened grid (see :func:`grid_points`), cases first."""
+        if not self.cases:
+            return grid_points(self.axes, self.fixed)
+        parts = []
+        for case in self.cases.values():
+            fixed = {k: v for k, v in self.fixed.items() if k not in case}
+            parts.append(grid_points(self.axes, {**fixed, **case}))
+        keys = set().union(*parts)
+        for k in keys:  # a parameter set by some cases only takes its default in the others
+            for part in parts:
+                if k not in part:
+                    n = len(next(iter(part.values()))) if part else 1
+                    part[k] = np.full((n,), _DEFAULTS[k], dtype=np.float64)
+        return {k: np.concatenate([p[k] for p in parts]) for k in keys}
 
     def to_json(self) -> dict:
         d = asdict(self)
         d["axes"] = {k: np.atleast_1d(v).tolist() for k, v in self.axes.items()}
         d["fixed"] = {k: np.asarray(v).tolist() for k, v in self.fixed.items()}
+        d["cases"] = {c: {k: np.asarray(v).tolist() for k, v in kv.items()} for c, kv in self.cases.items()}
         return d
 
 
@@ -104,7 +132,10 @@ def grid_points(axes: Mapping[str, Any], fixed: Mapping[str, Any] | None = None)
     """
     fixed = dict(fixed or {})
     vals = [np.atleast_1d(np.asarray(v, dtype=np.float64)) for v in axes.values()]
-    combos = np.array(list(itertools.product(*vals)), dtype=np.float64).reshape(-1, len(vals))
+    if vals:
+        combos = np.array(list(itertools.product(*vals)), dtype=np.float64).reshape(-1, len(vals))
+    else:
+        combos = np.zeros((1, 0))  # no axes: a single point
     g = combos.shape[0]
     out = {k: combos[:, i] for i, k in enumerate(axes)}
     for k, v in fixed.items():
@@ -165,15 +196,21 @@ def _capacity(n: float) -> int:
     return int(2 ** math.ceil(math.log2(max(n, 1))))
 
 
+#: (grid chunk) x (seeds) runs in one compiled call; compiled once per (spec, chunk size)
+_grid_run = jax.jit(
+    jax.vmap(jax.vmap(_simulate, in_axes=(0, None, None)), in_axes=(None, 0, None)),
+    static_argnums=2,
+)
+
+
 def _sim_group(key, pts: dict[str, np.ndarray], spec: SimSpec, seeds: int, chunk: int, progress):
     """Simulate every point of one static group; returns mean and se arrays per field."""
     g = len(pts["n"])
     params = make_params(**{k: v for k, v in pts.items() if k != "d"})
+    # defaults come back as scalars: give every leaf the leading grid axis
+    params = jax.tree.map(lambda a: jnp.broadcast_to(a, (g,) + a.shape) if a.ndim == 0 else a, params)
     keys = jax.random.split(key, seeds)
-    run = jax.jit(
-        jax.vmap(jax.vmap(_simulate, in_axes=(0, None, None)), in_axes=(None, 0, None)),
-        static_argnums=2,
-    )
+    run = _grid_run
     means, ses = [], []
     for start in range(0, g, chunk):
         idx = np.arange(start, start + chunk)
@@ -182,8 +219,10 @@ def _sim_group(key, pts: dict[str, np.ndarray], spec: SimSpec, seeds: int, chunk
         res = run(keys, sub, spec)
         valid = min(chunk, g - start)
         res = jax.tree.map(lambda a: np.asarray(a)[:valid], res)
-        means.append({k: np.nanmean(v, axis=1) for k, v in res._asdict().items()})
-        with np.errstate(invalid="ignore", divide="ignore"):
+        with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+            # all-NaN slices (e.g. psi when no label was wrong) stay NaN, silently
+            warnings.simplefilter("ignore", RuntimeWarning)
+            means.append({k: np.nanmean(v, axis=1) for k, v in res._asdict().items()})
             ses.append(
                 {
                     k: np.nanstd(v, axis=1, ddof=1) / np.sqrt(np.maximum(np.sum(~np.isnan(v), axis=1), 1))
@@ -212,13 +251,14 @@ def run_sweep(
     All parameters are validated on the whole grid before anything is compiled.
     """
     t0 = time.time()
-    pts = grid_points(sweep.axes, sweep.fixed)
+    pts = sweep.points()
     g = int(np.prod(sweep.shape))
     shape = sweep.shape
     data: dict[str, np.ndarray] = {}
     meta: dict[str, Any] = {
         "sweep": sweep.to_json(),
-        "axis_order": list(sweep.axes),
+        "axis_order": sweep.axis_names,
+        "cases": list(sweep.cases),
         "grid_size": g,
         "jax": jax.__version__,
         "backend": jax.default_backend(),
@@ -275,6 +315,8 @@ def run_sweep(
         meta["solver_paths"] = paths
     meta["seconds"] = round(time.time() - t0, 3)
     axes = {k: np.atleast_1d(np.asarray(v, np.float64)) for k, v in sweep.axes.items()}
+    if sweep.cases:
+        axes = {"case": np.arange(len(sweep.cases), dtype=np.float64), **axes}
     res = Results(axes=axes, data=data, meta=meta)
     if path is not None:
         res.save(path)

@@ -17,8 +17,6 @@ from gmmcollapse.theory import (
     infinite_data_accuracy,
 )
 
-# The worked example of docs/class_specific.md: both classes below their own p* = 0.75, yet the
-# learner with an intercept is not Bayes-optimal.
 RATE_NAMES = ("p_pos", "p_neg", "phi_pos", "phi_neg", "psi_pos", "psi_neg")
 
 
@@ -27,6 +25,8 @@ def _rates(*values):
     return dict(zip(RATE_NAMES, values, strict=True))
 
 
+# The worked example of docs/class_specific.md: both classes below their own p* = 0.75, yet the
+# learner with an intercept is not Bayes-optimal.
 EXAMPLE = _rates(0.1, 0.4, 0.9, 0.6, 0.3, 0.2)
 # Different rates per class but the same kept-correct (0.45) and kept-wrong (0.05) mass.
 BALANCED = _rates(0.1, 0.25, 0.5, 0.6, 0.5, 0.2)

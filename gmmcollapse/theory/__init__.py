@@ -22,6 +22,14 @@ from gmmcollapse.theory.ridge import (
 )
 
 # <helpers add their imports below this line>
+from gmmcollapse.theory.bvn import bivariate_normal_cdf
+from gmmcollapse.theory.linear import (
+    KeepRates,
+    flip_linear_infinite_data_accuracy,
+    flip_linear_keep_rates,
+    linear_infinite_data_accuracy,
+    linear_keep_rates,
+)
 from gmmcollapse.theory.classwise import (
     ClassLimit,
     class_breakdown_margin,
@@ -49,6 +57,12 @@ __all__ = [
     "shifted_mixed_ridge_accuracy",
     "solve_delta",
     # <helpers add their names below this line>
+    "bivariate_normal_cdf",
+    "KeepRates",
+    "linear_keep_rates",
+    "flip_linear_keep_rates",
+    "linear_infinite_data_accuracy",
+    "flip_linear_infinite_data_accuracy",
     "ClassLimit",
     "class_breakdown_margin",
     "class_infinite_data_accuracy",

@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import math
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
@@ -138,6 +139,9 @@ def _upper_near_one(h: Array, k: Array, r: Array) -> Array:
     return jnp.where(neg, neg_value, pos_value)
 
 
+# jit so that eager calls compile once per shape instead of dispatching ~100 small ops; under
+# an outer jit/vmap/grad this is simply inlined.
+@jax.jit
 def _bvn(h: Array, k: Array, rho: Array) -> Array:
     """Unvalidated :func:`bivariate_normal_cdf` on float64 arrays (internal use)."""
     h, k, rho = jnp.broadcast_arrays(h, k, rho)

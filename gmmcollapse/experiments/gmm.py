@@ -1,0 +1,212 @@
+"""The Gaussian-mixture experiments behind the five GMM figures, at three scales.
+
+Each experiment declares its sweeps (axes, fixed values, named verifier cases, seeds) for the
+scales ``smoke`` (seconds, used by the tests), ``quick`` (this 2-core CPU, the whole set in a
+few minutes) and ``paper`` (accelerators: larger d, finer grids, more seeds), runs them with
+:func:`gmmcollapse.sweep.run_sweep` and writes ``<results_dir>/<file>.npz``. The figures
+(:mod:`gmmcollapse.plots.gmm`) only read those files.
+
+Launch: ``gmmcollapse reproduce --only gmm --scale quick`` (all five, about 3 minutes here)
+or ``python sims/gmm_<name>.py --scale quick``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from gmmcollapse import theory as T
+from gmmcollapse.gmm.predict import predict
+from gmmcollapse.sweep import Results, Sweep, run_sweep
+
+__all__ = ["EXPERIMENTS", "Experiment", "run_experiment", "SCALES"]
+
+SCALES = ("smoke", "quick", "paper")
+
+#: verifiers used across figures, as GMMParams values (noisy oracle x linear margin test)
+NO_VERIFIER = {"phi": 1.0, "psi": 1.0, "tau": -math.inf}
+ORACLE = {"phi": 1.0, "psi": 0.0, "tau": -math.inf}
+WEAK_LINEAR = {"phi": 1.0, "psi": 1.0, "theta_ver": math.pi / 12, "tau": 0.0}  # PAPER.md 1.1
+
+
+def _pick(scale: str, smoke, quick, paper):
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
+    return {"smoke": smoke, "quick": quick, "paper": paper}[scale]
+
+
+def _theory(generator: str = "flip") -> Callable:
+    return lambda pts: predict(pts, generator)
+
+
+# ------------------------------------------------------------------ 1. phase diagram
+
+
+def phase(scale: str, out: str, progress: bool = True) -> list[str]:
+    """Infinite-data and finite-n/d accuracy over (p, psi/phi), with the p* boundary.
+
+    The verifier's quality is the ratio psi/phi (log axis); phi = 1 for ratio <= 1, psi = 1
+    above (an adversarial verifier keeps wrong labels more often than right ones).
+    """
+    n_p, n_r = _pick(scale, (11, 9), (201, 161), (801, 641))
+    snr, ratio_nd = 1.5, 2.0  # finite panel: n/d = 2, lam = 0.1
+    p = np.linspace(0.0, 1.0, n_p)
+    ratio = np.logspace(-2, 1, n_r)
+    pp, rr = np.meshgrid(p, ratio, indexing="ij")
+    phi = np.where(rr <= 1, 1.0, 1.0 / rr)
+    psi = np.where(rr <= 1, rr, 1.0)
+    data = {
+        "theory/infinite_data_accuracy": np.asarray(T.infinite_data_accuracy(snr, pp, phi, psi)),
+        "theory/ridge_accuracy": np.asarray(T.ridge_accuracy(ratio_nd, 1.0, snr, pp, phi, psi, 0.1)),
+        "theory/breakdown_point": np.asarray(T.breakdown_point(phi, psi)),
+    }
+    meta = {"name": "phase", "scale": scale, "snr": snr, "n_over_d": ratio_nd, "lam": 0.1, "axis_order": ["p", "ratio"]}
+    path = os.path.join(out, "gmm_phase.npz")
+    Results(axes={"p": p, "ratio": ratio}, data=data, meta=meta).save(path)
+    return [path]
+
+
+# ------------------------------------------------------------------ 2. transition vs n/d
+
+
+def transition(scale: str, out: str, progress: bool = True) -> list[str]:
+    """Accuracy vs p at several n/d: theory curves and simulated points (mean +- SE)."""
+    d, seeds, n_pts = _pick(scale, (16, 2, 3), (200, 16, 13), (1000, 64, 41))
+    ratios = np.array(_pick(scale, [1.0, 4.0], [0.5, 2.0, 8.0, 32.0], [0.25, 1.0, 4.0, 16.0, 64.0, 256.0]))
+    fixed = {"d": d, "snr": 1.5, "phi": 1.0, "psi": 0.5, "lam": 0.1}  # p* = 2/3
+    sim = Sweep(
+        "transition",
+        axes={"n": ratios * d, "p": np.linspace(0.0, 1.0, n_pts)},
+        fixed=fixed,
+        seeds=seeds,
+        seed=2,
+    )
+    fine = Sweep("transition_theory", axes={"n": ratios * d, "p": np.linspace(0.0, 1.0, 401)}, fixed=fixed)
+    paths = [os.path.join(out, "gmm_transition.npz"), os.path.join(out, "gmm_transition_theory.npz")]
+    run_sweep(sim, _theory(), paths[0], progress)
+    run_sweep(fine, _theory(), paths[1], progress)
+    return paths
+
+
+# ------------------------------------------------------------------ 3. accuracy vs data size
+
+
+def datasize(scale: str, out: str, progress: bool = True) -> list[str]:
+    """Accuracy vs number of synthesized samples for several verifiers (linear generator).
+
+    The generator is the linear classifier at angle pi/3 to mu (accuracy Phi(snr/2)); the
+    weak verifier is linear at pi/12 with margin 0 (keeps a sample iff it agrees with the
+    generator's label); references: training on clean labels and the generator itself.
+    """
+    d, seeds, n_max_exp, n_pts = _pick(scale, (16, 2, 2.5, 2), (100, 8, 4.5, 11), (1000, 32, 6.0, 25))
+    n = np.unique(np.round(np.logspace(2, n_max_exp, n_pts)))
+    fixed = {"d": d, "snr": 1.0, "lam": 0.1, "theta_gen": math.pi / 3}
+    cases = {"none": NO_VERIFIER, "weak linear (pi/12)": WEAK_LINEAR, "oracle": ORACLE}
+    gen = Sweep("datasize", axes={"n": n}, fixed=fixed, cases=cases, spec={"generator": "linear"}, seeds=seeds, seed=3)
+    clean = Sweep("datasize_clean", axes={"n": n}, fixed={**fixed, "p": 0.0}, seeds=seeds, seed=3)
+    paths = [os.path.join(out, "gmm_datasize.npz"), os.path.join(out, "gmm_datasize_clean.npz")]
+    run_sweep(gen, _theory("linear"), paths[0], progress)
+    run_sweep(clean, _theory("flip"), paths[1], progress)
+    return paths
+
+
+# ------------------------------------------------------------------ 4. rounds
+
+
+def rounds(scale: str, out: str, progress: bool = True) -> list[str]:
+    """Iterated retraining: the model of round r generates round r+1's data.
+
+    Round 0's generator is ridge trained on ``n_real`` real samples; every round synthesizes
+    ``n`` samples, the verifier selects, a fresh ridge model is trained on this round's kept
+    data (replace) or on all rounds' kept data (accumulate).
+    """
+    d, seeds, n_rounds, n = _pick(scale, (16, 2, 3, 64), (100, 16, 8, 1000), (500, 64, 20, 10000))
+    n_real = _pick(scale, 32, 200, 1000)
+    fixed = {"d": d, "snr": 1.0, "lam": 0.1, "n": n, "n_real": n_real, "lam_gen": 0.1}
+    cases = {
+        "none": NO_VERIFIER,
+        "noisy oracle (phi=1, psi=0.5)": {"phi": 1.0, "psi": 0.5, "tau": -math.inf},
+        "weak linear (pi/12)": WEAK_LINEAR,
+        "oracle": ORACLE,
+    }
+    paths = []
+    for mode in ("replace", "accumulate"):
+        sw = Sweep(
+            f"rounds_{mode}",
+            axes={},
+            fixed=fixed,
+            cases=cases,
+            spec={"generator": "ridge", "rounds": n_rounds, "data": mode},
+            seeds=seeds,
+            seed=4,
+        )
+        path = os.path.join(out, f"gmm_rounds_{mode}.npz")
+        run_sweep(sw, None, path, progress)
+        paths.append(path)
+    return paths
+
+
+# ------------------------------------------------------------------ 5. linear verifier plane
+
+
+def linear_phase(scale: str, out: str, progress: bool = True) -> list[str]:
+    """The linear verifier's (theta_ver, tau) plane for a linear generator at pi/3.
+
+    Exact infinite-data accuracy (selection depends on x), the phi-psi prediction from the
+    verifier's measured keep rates (which would hold if selection ignored x), and simulated
+    spot checks at large n.
+    """
+    n_t, n_tau = _pick(scale, (9, 7), (121, 81), (361, 241))
+    d, seeds, n, n_sim = _pick(scale, (16, 2, 256, 3), (50, 8, 20000, 5), (200, 32, 200000, 9))
+    theta_gen, snr = math.pi / 3, 1.0
+    tv = np.linspace(-math.pi / 2, math.pi / 2, n_t)
+    taus = np.linspace(-1.0, 3.0, n_tau)
+    theory = Sweep(
+        "linear_phase",
+        axes={"theta_ver": tv, "tau": taus},
+        fixed={"snr": snr, "theta_gen": theta_gen, "lam": 0.1, "n": n, "d": d},
+    )
+    sims = Sweep(
+        "linear_phase_sim",
+        axes={"theta_ver": np.linspace(-math.pi / 3, math.pi / 3, n_sim), "tau": np.linspace(-0.5, 2.0, n_sim)},
+        fixed={"snr": snr, "theta_gen": theta_gen, "lam": 0.1, "n": n, "d": d},
+        spec={"generator": "linear"},
+        seeds=seeds,
+        seed=5,
+    )
+    paths = [os.path.join(out, "gmm_linear_phase.npz"), os.path.join(out, "gmm_linear_phase_sim.npz")]
+    run_sweep(theory, _theory("linear"), paths[0], progress)
+    run_sweep(sims, _theory("linear"), paths[1], progress)
+    return paths
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    run: Callable[[str, str, bool], list[str]]
+    summary: str
+
+
+EXPERIMENTS = {
+    e.name: e
+    for e in (
+        Experiment("phase", phase, "phase diagram of accuracy over (p, psi/phi) with the p* boundary"),
+        Experiment("transition", transition, "accuracy vs p at several n/d: theory and simulation"),
+        Experiment("datasize", datasize, "accuracy vs number of synthesized samples per verifier"),
+        Experiment("rounds", rounds, "accuracy over rounds of iterated retraining"),
+        Experiment("linear_phase", linear_phase, "linear verifier's (theta_ver, tau) plane"),
+    )
+}
+
+
+def run_experiment(name: str, scale: str, out: str, progress: bool = True) -> list[str]:
+    """Run one experiment by name; returns the result files written."""
+    if name not in EXPERIMENTS:
+        raise ValueError(f"experiment must be one of {', '.join(EXPERIMENTS)}, got {name!r}")
+    _pick(scale, 0, 0, 0)
+    os.makedirs(out, exist_ok=True)
+    return EXPERIMENTS[name].run(scale, out, progress)

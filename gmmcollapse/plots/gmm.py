@@ -1,0 +1,192 @@
+"""The five GMM figures. Each function reads result files and draws; nothing is computed here
+beyond indexing and the summaries printed in the figure (e.g. the best data size).
+
+Every function takes ``results_dir`` (where :mod:`gmmcollapse.experiments.gmm` wrote its
+``.npz`` files) and ``out_dir`` and writes ``<name>.png`` and ``<name>.pdf``; it returns the
+paths written plus a dict of headline numbers for logs and closing notes.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+from gmmcollapse.sweep import load_results  # noqa: E402
+
+__all__ = ["FIGURES", "draw"]
+
+
+def _style():
+    sns.set_theme(context="paper", style="whitegrid", font_scale=1.1)
+
+
+def _save(fig, out_dir: str, name: str) -> list[str]:
+    os.makedirs(out_dir, exist_ok=True)
+    paths = [os.path.join(out_dir, f"{name}.{ext}") for ext in ("png", "pdf")]
+    for p in paths:
+        fig.savefig(p, dpi=150, bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def _load(results_dir: str, name: str):
+    path = os.path.join(results_dir, f"{name}.npz")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path} not found: run the experiment first (gmmcollapse reproduce --only gmm)")
+    return load_results(path)
+
+
+def phase(results_dir: str, out_dir: str):
+    _style()
+    r = _load(results_dir, "gmm_phase")
+    p, ratio = r.axes["p"], r.axes["ratio"]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.3), sharey=True, constrained_layout=True)
+    panels = [
+        ("theory/infinite_data_accuracy", "infinite data (n/d -> inf)"),
+        ("theory/ridge_accuracy", f"finite data: n/d = {r.meta['n_over_d']:g}, lam = {r.meta['lam']:g}"),
+    ]
+    for ax, (key, title) in zip(axes, panels):
+        im = ax.pcolormesh(ratio, p, r[key], cmap="RdBu", vmin=0.0, vmax=1.0, shading="auto", rasterized=True)
+        ax.plot(ratio, 1.0 / (1.0 + ratio), color="k", lw=2, label=r"$p^* = 1/(1+\psi/\phi)$")
+        ax.axhline(0.5, color="k", lw=0.8, ls=":", label="no verifier: p* = 1/2")
+        ax.set_xscale("log")
+        ax.set_xlabel(r"verifier quality $\psi/\phi$ (keep rate wrong / correct)")
+        ax.set_title(title)
+        ax.set_ylim(0, 1)
+    axes[0].set_ylabel("generator error rate p")
+    axes[0].legend(loc="upper right", fontsize=8, framealpha=0.9)
+    fig.colorbar(im, ax=axes, label=f"test accuracy (snr = {r.meta['snr']:g}; Bayes {_bayes(r.meta['snr']):.3f})")
+    fig.suptitle("Breakdown point: selection recovers the Bayes classifier iff p < p*")
+    return _save(fig, out_dir, "gmm_phase"), {}
+
+
+def _bayes(snr):
+    return 0.5 * (1 + math.erf(snr / math.sqrt(2)))
+
+
+def transition(results_dir: str, out_dir: str):
+    _style()
+    sim = _load(results_dir, "gmm_transition")
+    th = _load(results_dir, "gmm_transition_theory")
+    fx = sim.meta["sweep"]["fixed"]
+    d = fx["d"]
+    pstar = fx["phi"] / (fx["phi"] + fx["psi"])
+    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    colors = sns.color_palette("viridis", len(th.axes["n"]))
+    gaps = []
+    for i, n in enumerate(th.axes["n"]):
+        ax.plot(th.axes["p"], th["theory/ridge_accuracy"][i], color=colors[i], lw=1.6, label=f"n/d = {n / d:g}")
+        m, se = sim["sim_mean/acc"][i, :, 0], sim["sim_se/acc"][i, :, 0]
+        ax.errorbar(sim.axes["p"], m, yerr=2 * se, fmt="o", ms=3.5, color=colors[i], capsize=2)
+        gaps.append(np.max(np.abs(m - sim["theory/ridge_accuracy"][i]) / np.maximum(se, 1e-12)))
+    ax.plot(th.axes["p"], th["theory/infinite_data_accuracy"][0], color="k", ls="--", lw=1.2, label="n/d -> inf")
+    ax.axvline(pstar, color="grey", ls=":", lw=1)
+    ax.text(pstar + 0.01, 0.05, f"p* = {pstar:.3g}", color="grey")
+    ax.set_xlabel("generator error rate p")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(f"Smooth at finite n/d, sharp as n/d -> inf (d = {d:g}, phi = {fx['phi']:g}, psi = {fx['psi']:g})\n"
+                 "lines: theory; points: simulation, mean +- 2 SE", fontsize=10)
+    ax.legend(fontsize=8)
+    return _save(fig, out_dir, "gmm_transition"), {"max |sim - theory| / SE": float(np.max(gaps))}
+
+
+def datasize(results_dir: str, out_dir: str):
+    _style()
+    r = _load(results_dir, "gmm_datasize")
+    clean = _load(results_dir, "gmm_datasize_clean")
+    names = r.meta["cases"]
+    n = r.axes["n"]
+    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
+    colors = dict(zip(names, sns.color_palette("deep", len(names))))
+    best = {}
+    for i, name in enumerate(names):
+        m, se = r["sim_mean/acc"][i, :, 0], r["sim_se/acc"][i, :, 0]
+        ax.errorbar(n, m, yerr=2 * se, marker="o", ms=3.5, capsize=2, color=colors[name], label=name)
+        lim = r["theory/infinite_data_accuracy"][i, -1]
+        ax.axhline(lim, color=colors[name], ls=":", lw=1)
+        best[name] = float(n[int(np.argmax(m))])
+    ax.errorbar(n, clean["sim_mean/acc"][:, 0], yerr=2 * clean["sim_se/acc"][:, 0], color="k", marker="s", ms=3, capsize=2, label="clean labels")
+    gen = r["theory/generator_accuracy"][0, 0]
+    ax.axhline(gen, color="grey", ls="--", label=f"generator ({gen:.3f})")
+    ax.set_xscale("log")
+    ax.set_xlabel("synthesized samples n (pruned ones included)")
+    ax.set_ylabel("test accuracy")
+    fx = r.meta["sweep"]["fixed"]
+    ax.set_title(f"Linear generator at {fx['theta_gen']:.3g} rad, d = {fx['d']:g}; dotted: exact infinite-data limits", fontsize=10)
+    ax.legend(fontsize=8)
+    return _save(fig, out_dir, "gmm_datasize"), {"best n per verifier": best}
+
+
+def rounds(results_dir: str, out_dir: str):
+    _style()
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True, constrained_layout=True)
+    summary = {}
+    for ax, mode in zip(axes, ("replace", "accumulate")):
+        r = _load(results_dir, f"gmm_rounds_{mode}")
+        names = r.meta["cases"]
+        colors = sns.color_palette("deep", len(names))
+        for i, name in enumerate(names):
+            m, se = r["sim_mean/acc"][i], r["sim_se/acc"][i]
+            rr = np.arange(1, len(m) + 1)
+            ax.errorbar(rr, m, yerr=2 * se, marker="o", ms=3.5, capsize=2, color=colors[i], label=name)
+            summary[f"{mode}/{name}"] = [round(float(v), 4) for v in (m[0], m[-1])]
+        gen0 = r["sim_mean/gen_acc"][0, 0]
+        ax.axhline(gen0, color="grey", ls="--", label=f"round-0 generator ({gen0:.3f})")
+        ax.set_title(f"{mode}: train on {'this round' if mode == 'replace' else 'all rounds so far'}")
+        ax.set_xlabel("round")
+    axes[0].set_ylabel("test accuracy")
+    axes[1].legend(fontsize=8, loc="lower right")
+    fig.suptitle("Iterated retraining: each round's model generates the next round's data")
+    return _save(fig, out_dir, "gmm_rounds"), {"first/last round acc": summary}
+
+
+def linear_phase(results_dir: str, out_dir: str):
+    _style()
+    r = _load(results_dir, "gmm_linear_phase")
+    s = _load(results_dir, "gmm_linear_phase_sim")
+    tv, tau = r.axes["theta_ver"], r.axes["tau"]
+    acc = r["theory/infinite_data_accuracy"]
+    gen = float(r["theory/generator_accuracy"][0, 0])
+    pstar, p = r["theory/breakdown_point"], r["theory/p"]
+    fig, ax = plt.subplots(figsize=(7.5, 5), constrained_layout=True)
+    im = ax.pcolormesh(tv, tau, acc.T, cmap="viridis", shading="auto", rasterized=True)
+    fig.colorbar(im, ax=ax, label="exact infinite-data accuracy")
+    cs = ax.contour(tv, tau, acc.T, levels=[gen], colors="w", linewidths=2)
+    ax.clabel(cs, fmt={gen: "= generator"}, fontsize=8)
+    ax.contour(tv, tau, (pstar - p).T, levels=[0.0], colors="r", linewidths=1.5, linestyles="--")
+    ax.plot([], [], color="w", lw=2, label=f"accuracy = generator ({gen:.3f})")
+    ax.plot([], [], color="r", ls="--", label="p = p* (phi-psi prediction boundary)")
+    # simulated spot checks: colour = simulated accuracy on the same scale
+    tt, uu = np.meshgrid(s.axes["theta_ver"], s.axes["tau"], indexing="ij")
+    ax.scatter(tt, uu, c=s["sim_mean/acc"][..., 0], cmap="viridis", vmin=acc.min(), vmax=acc.max(), edgecolors="k", s=45, label="simulation")
+    ax.axvline(r.meta["sweep"]["fixed"]["theta_gen"], color="w", ls=":", lw=1)
+    ax.set_xlabel("verifier angle theta_ver (rad)")
+    ax.set_ylabel("margin threshold tau")
+    ax.set_title("Linear verifier (keep iff y~ w_ver.x >= tau), linear generator at pi/3", fontsize=10)
+    ax.legend(fontsize=8, loc="upper left")
+    gap = np.abs(s["sim_mean/acc"][..., 0] - s["theory/infinite_data_accuracy"])
+    return _save(fig, out_dir, "gmm_linear_phase"), {"max |sim - inf. theory| at spot checks": float(np.max(gap))}
+
+
+FIGURES = {
+    "phase": phase,
+    "transition": transition,
+    "datasize": datasize,
+    "rounds": rounds,
+    "linear_phase": linear_phase,
+}
+
+
+def draw(name: str, results_dir: str, out_dir: str):
+    """Draw one figure by experiment name."""
+    if name not in FIGURES:
+        raise ValueError(f"figure must be one of {', '.join(FIGURES)}, got {name!r}")
+    return FIGURES[name](results_dir, out_dir)

@@ -1,0 +1,417 @@
+"""Linear generator / linear verifier theory: Monte Carlo, exact special cases, autodiff."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from scipy.stats import norm
+
+import gmmcollapse  # noqa: F401  (turns on float64)
+from gmmcollapse.theory import (
+    KeepRates,
+    flip_linear_infinite_data_accuracy,
+    flip_linear_keep_rates,
+    infinite_data_accuracy,
+    linear_infinite_data_accuracy,
+    linear_keep_rates,
+)
+from gmmcollapse.theory.linear import (
+    _flip_pieces,
+    _kept_moments,
+    _linear_pieces,
+    _wedge_moments,
+)
+
+N_MC = 2_000_000  # Monte Carlo samples per check
+Z_TOL = 4.0  # tolerance in standard errors
+
+lin_acc = jax.jit(linear_infinite_data_accuracy)
+flip_acc = jax.jit(flip_linear_infinite_data_accuracy)
+
+
+@pytest.fixture(autouse=True)
+def _strict_ranks():
+    # The house conftest setting, scoped to this module (no conftest.py here).
+    with jax.numpy_rank_promotion("raise"):
+        yield
+
+
+def simulate(seed, m, theta_ver, tau, *, theta_gen=None, p=None, d=2, n=N_MC):
+    """Draw n generated samples of the full model (both classes) in d dims (e, f, rest)."""
+    rng = np.random.default_rng(seed)
+    y = rng.choice([-1.0, 1.0], n)
+    x = rng.standard_normal((n, d))
+    x[:, 0] += y * m
+    w_ver = np.zeros(d)
+    w_ver[:2] = np.cos(theta_ver), np.sin(theta_ver)
+    if p is None:
+        w_gen = np.zeros(d)
+        w_gen[:2] = np.cos(theta_gen), np.sin(theta_gen)
+        y_gen = np.sign(x @ w_gen)
+    else:
+        y_gen = np.where(rng.random(n) < p, -y, y)
+    keep = y_gen * (x @ w_ver) >= tau
+    return x, y, y_gen, keep
+
+
+def ridge_accuracy_mc(x, y_gen, keep, lam, m, batches=20):
+    """Accuracy of w = (X^T Q X/N + lam I)^{-1} X^T Q y~/N, and a batch-means standard error."""
+
+    def fit(idx):
+        xk = x[idx][keep[idx]]
+        a = xk.T @ xk / len(idx) + lam * np.eye(x.shape[1])
+        w = np.linalg.solve(a, xk.T @ y_gen[idx][keep[idx]] / len(idx))
+        return norm.cdf(m * w[0] / np.linalg.norm(w))
+
+    parts = [fit(idx) for idx in np.array_split(np.arange(len(x)), batches)]
+    return fit(np.arange(len(x))), np.std(parts, ddof=1) / math.sqrt(batches)
+
+
+def assert_within(theory, mean, se, floor=1e-12):
+    z = np.abs(np.asarray(theory) - np.asarray(mean)) / np.maximum(np.asarray(se), floor)
+    assert np.all(z < Z_TOL), (theory, mean, se, z)
+
+
+# --------------------------------------------------------------------------- wedge moments
+
+
+@pytest.fixture(scope="module")
+def gaussian_2d():
+    return np.random.default_rng(11).standard_normal((N_MC, 2))
+
+
+WEDGES = [
+    (0.3, 0.2, 1.9, -0.5),  # generic
+    (0.5, -0.3, 0.5 + math.pi, -0.2),  # opposite half-planes: a slab
+    (1.0, 0.4, 1.0 + math.pi, -0.4),  # opposite half-planes, empty slab
+    (0.7, -0.3, 0.7, -0.3),  # identical half-planes (s = 0, c1 = c2: the 0/0 case)
+    (0.0, 0.1, 0.0, -0.4),  # parallel half-planes, one inside the other
+    (2.0, 1.0, 2.0 + math.pi / 2, -50.0),  # half-plane alone
+    (-1.2, -1.0, 2.5, 0.8),  # obtuse
+]
+
+
+@pytest.mark.parametrize("wedge", WEDGES)
+def test_wedge_moments_monte_carlo(wedge, gaussian_2d):
+    a1, c1, a2, c2 = wedge
+    z = gaussian_2d
+    ind = (z @ [math.cos(a1), math.sin(a1)] > c1) & (z @ [math.cos(a2), math.sin(a2)] > c2)
+    vals = np.stack([ind, ind * z[:, 0], ind * z[:, 1], ind * z[:, 0] ** 2,
+                     ind * z[:, 0] * z[:, 1], ind * z[:, 1] ** 2], 1)  # fmt: skip
+    theory = np.array(_wedge_moments(*(jnp.float64(v) for v in wedge)))
+    assert_within(theory, vals.mean(0), vals.std(0) / math.sqrt(N_MC))
+
+
+# --------------------------------------------------------------------------- keep rates
+
+
+@pytest.mark.parametrize(
+    ("m", "tg", "tv", "tau"),
+    [(1.0, 0.3, 0.9, 0.2), (1.5, 0.8, -0.4, 0.5), (2.0, 1.2, 0.2, 1.0), (1.0, 2.0, 0.1, -0.3)],
+)
+def test_linear_keep_rates_monte_carlo(m, tg, tv, tau):
+    _, y, y_gen, keep = simulate(1, m, tv, tau, theta_gen=tg)
+    wrong = y_gen != y
+    rates = linear_keep_rates(m, tg, tv, tau)
+    for theory, sample in ((rates.p, wrong), (rates.phi, keep[~wrong]), (rates.psi, keep[wrong])):
+        q = sample.mean()
+        assert_within(float(theory), q, math.sqrt(q * (1 - q) / sample.size))
+
+
+@pytest.mark.parametrize(("m", "p", "tv", "tau"), [(1.0, 0.3, 0.9, 0.2), (2.0, 0.6, 2.5, -0.5)])
+def test_flip_keep_rates_monte_carlo(m, p, tv, tau):
+    _, y, y_gen, keep = simulate(2, m, tv, tau, p=p)
+    wrong = y_gen != y
+    rates = flip_linear_keep_rates(m, p, tv, tau)
+    for theory, sample in ((rates.phi, keep[~wrong]), (rates.psi, keep[wrong])):
+        q = sample.mean()
+        assert_within(float(theory), q, math.sqrt(q * (1 - q) / sample.size))
+
+
+def test_keep_rates_agree_with_wedge_masses():
+    m, tg, tv, tau = 1.3, 0.4, -0.7, 0.3
+    r = linear_keep_rates(m, tg, tv, tau)
+    mo = _kept_moments(jnp.float64(m), _linear_pieces(*map(jnp.float64, (m, tg, tv, tau))))
+    assert float(mo.kept) == pytest.approx(float((1 - r.p) * r.phi + r.p * r.psi), abs=1e-15)
+
+
+# --------------------------------------------------------------------------- infinite data
+
+
+@pytest.mark.parametrize(
+    ("kind", "m", "gen", "tv", "tau", "lam"),
+    [
+        ("linear", 1.0, 0.3, 0.9, 0.2, 0.0),
+        ("linear", 1.5, 0.8, -0.4, 0.5, 0.3),
+        ("flip", 1.0, 0.3, 0.9, 0.2, 0.0),
+        ("flip", 2.0, 0.4, 1.2, 1.0, 0.0),
+    ],
+)
+def test_kept_moments_monte_carlo(kind, m, gen, tv, tau, lam):
+    args = dict(theta_gen=gen) if kind == "linear" else dict(p=gen)
+    x, _, y_gen, keep = simulate(3, m, tv, tau, **args)
+    k = keep.astype(float)
+    vals = np.stack([k, k * x[:, 0] ** 2, k * x[:, 0] * x[:, 1], k * x[:, 1] ** 2,
+                     k * y_gen * x[:, 0], k * y_gen * x[:, 1]], 1)  # fmt: skip
+    f64 = [jnp.float64(v) for v in (m, gen, tv, tau)]
+    pieces = _linear_pieces(*f64) if kind == "linear" else _flip_pieces(*f64)
+    theory = np.array(_kept_moments(f64[0], pieces))
+    assert_within(theory, vals.mean(0), vals.std(0) / math.sqrt(N_MC))
+
+
+@pytest.mark.parametrize(
+    ("kind", "m", "gen", "tv", "tau", "lam", "d"),
+    [
+        ("linear", 1.0, 0.3, 0.9, 0.2, 0.0, 2),
+        ("linear", 2.0, 1.2, 0.2, 1.0, 0.0, 2),
+        ("linear", 1.0, 2.0, 0.1, -0.3, 1.0, 2),
+        ("flip", 1.0, 0.3, 0.9, 0.2, 0.0, 2),
+        ("flip", 1.5, 0.45, -0.4, 0.5, 0.3, 3),  # an extra noise dimension changes nothing
+        ("flip", 2.0, 0.4, 1.2, 1.0, 0.0, 2),
+    ],
+)
+def test_infinite_data_accuracy_monte_carlo(kind, m, gen, tv, tau, lam, d):
+    if kind == "linear":
+        theory = float(lin_acc(m, gen, tv, tau, lam))
+        x, _, y_gen, keep = simulate(4, m, tv, tau, theta_gen=gen, d=d)
+    else:
+        theory = float(flip_acc(m, gen, tv, tau, lam))
+        x, _, y_gen, keep = simulate(4, m, tv, tau, p=gen, d=d)
+    acc, se = ridge_accuracy_mc(x, y_gen, keep, lam, m)
+    assert_within(theory, acc, se)
+
+
+def test_x_dependent_selection_beats_the_phi_psi_prediction():
+    # Flip generator, aligned verifier, tau = -1, p = 0.8: the measured keep rates give
+    # p* = Phi(2)/(Phi(2) + Phi(0)) ~ 0.66 < p, so the phi-psi theory predicts the anti-aligned
+    # learner; but kept wrong labels sit near x_e ~ 0 and barely move the ridge solution.
+    m, p, tv, tau = 1.0, 0.8, 0.0, -1.0
+    rates = flip_linear_keep_rates(m, p, tv, tau)
+    assert float(rates.p_star) < p
+    assert float(infinite_data_accuracy(m, p, rates.phi, rates.psi)) == pytest.approx(norm.cdf(-m))
+    theory = float(flip_acc(m, p, tv, tau, 0.0))
+    assert theory == pytest.approx(norm.cdf(m), abs=1e-14)
+    x, _, y_gen, keep = simulate(5, m, tv, tau, p=p)
+    acc, se = ridge_accuracy_mc(x, y_gen, keep, 0.0, m)
+    assert_within(theory, acc, se)
+
+
+# --------------------------------------------------------------------------- exact special cases
+
+
+@pytest.mark.parametrize("lam", [0.0, 0.7])
+def test_keep_all_flip_is_the_phi_psi_limit(lam):
+    m = jnp.array([0.0, 0.5, 1.0, 2.5])[:, None, None]
+    p = jnp.array([0.0, 0.2, 0.5, 0.7, 1.0])[None, :, None]
+    tv = jnp.array([0.0, 1.0, -2.0])[None, None, :]
+    got = flip_acc(m, p, tv, -jnp.inf, lam)
+    want = infinite_data_accuracy(m, p, 1.0, 1.0) * jnp.ones_like(tv)
+    np.testing.assert_allclose(got, want, atol=1e-14)
+    rates = flip_linear_keep_rates(m, p, tv, -jnp.inf)
+    assert np.all(np.asarray(rates.phi) == 1.0) and np.all(np.asarray(rates.psi) == 1.0)
+
+
+def test_linear_generator_error_rate():
+    m = jnp.array([0.0, 0.5, 1.0, 3.0])
+    tg = jnp.array([0.0, 0.4, 1.5, 3.0])
+    r = linear_keep_rates(m[:, None], tg[None, :], 0.3, 0.1)
+    np.testing.assert_allclose(r.p, norm.cdf(-np.outer(m, np.cos(tg))), atol=1e-16)
+    assert float(linear_keep_rates(2.0, 0.0, 1.0, 0.0).p) == pytest.approx(norm.cdf(-2.0))
+
+
+def test_keep_all_linear():
+    m = jnp.array([0.5, 1.0, 2.0])
+    r = linear_keep_rates(m, 0.6, -0.3, -jnp.inf)
+    np.testing.assert_allclose(r.phi, 1.0, atol=1e-15)
+    np.testing.assert_allclose(r.psi, 1.0, atol=1e-15)
+    # generator aligned with mu and everything kept: the learner is Bayes
+    np.testing.assert_allclose(lin_acc(m, 0.0, -0.3, -jnp.inf, 0.0), norm.cdf(m), atol=1e-14)
+
+
+@pytest.mark.parametrize("tau", [-0.7, 0.0])
+def test_verifier_equal_to_generator_keeps_everything_when_tau_nonpositive(tau):
+    # y~ V = sign(G) G = |G| >= 0 >= tau: every sample, right or wrong, is kept.
+    m = jnp.array([0.3, 1.0, 2.0])[:, None]
+    t = jnp.array([0.0, 0.5, 1.2, 2.8])[None, :]
+    r = linear_keep_rates(m, t, t, tau)
+    np.testing.assert_allclose(r.phi, 1.0, atol=1e-15)
+    np.testing.assert_allclose(r.psi, 1.0, atol=1e-15)
+    np.testing.assert_allclose(lin_acc(m, t, t, tau, 0.2), lin_acc(m, t, t, -jnp.inf, 0.2),
+                               atol=1e-14)  # fmt: skip
+
+
+def test_verifier_equal_to_generator_positive_tau():
+    # V = G: phi = P(G >= tau | G > 0), psi = P(G <= -tau | G < 0), one-dimensional.
+    m, t, tau = 1.4, 0.6, 0.5
+    a = m * math.cos(t)
+    r = linear_keep_rates(m, t, t, tau)
+    assert float(r.phi) == pytest.approx(norm.cdf(a - tau) / norm.cdf(a), abs=1e-14)
+    assert float(r.psi) == pytest.approx(norm.cdf(-tau - a) / norm.cdf(-a), abs=1e-14)
+
+
+def test_all_aligned_agrees_with_phi_psi():
+    # theta_gen = theta_ver = 0: selection only looks at x_e, so w is along mu.
+    m = jnp.array([0.2, 1.0, 2.0])[:, None]
+    tau = jnp.array([-2.0, -0.5, 0.0, 0.3, 1.5, 4.0])[None, :]
+    got = lin_acc(m, 0.0, 0.0, tau, 0.0)
+    r = linear_keep_rates(m, 0.0, 0.0, tau)
+    np.testing.assert_allclose(got, norm.cdf(m) * jnp.ones_like(tau), atol=1e-14)
+    np.testing.assert_allclose(got, infinite_data_accuracy(m, r.p, r.phi, r.psi), atol=1e-14)
+
+
+@pytest.mark.parametrize("tau", [-0.5, 0.0, 0.5, 1.5])
+def test_flip_aligned_verifier_exact_breakdown(tau):
+    # theta_ver = 0: w is along mu with the sign of (1 - p) E1 - p E2, x_e ~ N(m, 1):
+    # E1 = E[x_e 1{x_e >= tau}] = m Phi(m - tau) + phi(m - tau),
+    # E2 = E[x_e 1{x_e <= -tau}] = m Phi(-tau - m) - phi(tau + m).
+    m = 1.0
+    e1 = m * norm.cdf(m - tau) + norm.pdf(m - tau)
+    e2 = m * norm.cdf(-tau - m) - norm.pdf(tau + m)
+    p_exact = e1 / (e1 - e2)
+    p = np.array([0.05, 0.3, 0.6, 0.9, 0.97])
+    got = flip_acc(m, p, 0.0, tau, 0.0)
+    np.testing.assert_allclose(got, norm.cdf(np.sign(p_exact - p) * m), atol=1e-14)
+    # the phi-psi breakdown point is a different number
+    assert abs(float(flip_linear_keep_rates(m, 0.5, 0.0, tau).p_star) - p_exact) > 1e-3
+
+
+@pytest.mark.parametrize(("p", "tau", "lam"), [(0.2, 0.0, 0.0), (0.7, 0.8, 0.3), (0.4, -1.0, 2.0)])
+def test_flip_orthogonal_verifier_closed_form(p, tau, lam):
+    # theta_ver = pi/2: kept samples have y~ Z_f >= tau. By hand, with P = Phi(-tau),
+    # g = phi(tau): A = [[(m^2+1) P, m(1-2p) g], [m(1-2p) g, P + tau g]] + lam I,
+    # b = ((1-2p) m P, g).
+    m = 1.3
+    big_p, g = norm.cdf(-tau), norm.pdf(tau)
+    a = np.array(
+        [[(m * m + 1) * big_p, m * (1 - 2 * p) * g], [m * (1 - 2 * p) * g, big_p + tau * g]]
+    )
+    w = np.linalg.solve(a + lam * np.eye(2), [(1 - 2 * p) * m * big_p, g])
+    want = norm.cdf(m * w[0] / np.linalg.norm(w))
+    assert float(flip_acc(m, p, math.pi / 2, tau, lam)) == pytest.approx(want, abs=1e-14)
+
+
+def test_two_by_two_solve_matches_numpy():
+    rng = np.random.default_rng(7)
+    for _ in range(10):
+        m, tg, tv = rng.uniform(0.2, 2.5), rng.uniform(-3, 3), rng.uniform(-3, 3)
+        tau, lam = rng.uniform(-1.5, 1.5), rng.choice([0.0, 0.3, 1e6])
+        mo = np.array(
+            _kept_moments(jnp.float64(m), _linear_pieces(*map(jnp.float64, (m, tg, tv, tau))))
+        )
+        a = np.array([[mo[1], mo[2]], [mo[2], mo[3]]]) + lam * np.eye(2)
+        w = np.linalg.solve(a, mo[4:])
+        want = norm.cdf(m * w[0] / np.linalg.norm(w))
+        assert float(lin_acc(m, tg, tv, tau, lam)) == pytest.approx(want, abs=1e-12)
+
+
+def test_degenerate_inputs():
+    assert float(flip_acc(1.0, 0.2, 0.4, jnp.inf, 0.0)) == 0.5  # nothing kept
+    assert float(lin_acc(1.0, 0.2, 0.4, jnp.inf, 0.5)) == 0.5
+    r = linear_keep_rates(1.0, 0.2, 0.4, jnp.inf)
+    assert float(r.phi) == 0.0 and float(r.psi) == 0.0 and math.isnan(float(r.p_star))
+    assert float(lin_acc(0.0, 0.2, 0.4, 0.1, 0.0)) == 0.5  # snr = 0
+    assert float(linear_keep_rates(0.0, 0.2, 0.4, 0.1).p) == 0.5
+    # p underflows to 0 (m cos(theta_gen) > 38): psi is conditional on a null event -> NaN
+    assert math.isnan(float(linear_keep_rates(45.0, 0.0, 0.0, 0.0).psi))
+    # far threshold: kept mass ~ 1e-185; the rescaled solve does not underflow to w = 0
+    assert float(flip_acc(1.0, 0.1, 0.0, 30.0, 0.0)) == pytest.approx(norm.cdf(1.0), abs=1e-14)
+
+
+def test_reflection_and_periodicity():
+    args = (1.2, 0.7, -0.4, 0.3, 0.1)
+    base = float(lin_acc(*args))
+    assert float(lin_acc(1.2, -0.7, 0.4, 0.3, 0.1)) == pytest.approx(base, abs=1e-14)  # f -> -f
+    assert float(lin_acc(1.2, 0.7 + 2 * math.pi, -0.4, 0.3, 0.1)) == pytest.approx(base, abs=1e-13)
+    r1, r2 = linear_keep_rates(1.2, 0.7, -0.4, 0.3), linear_keep_rates(1.2, -0.7, 0.4, 0.3)
+    np.testing.assert_allclose(np.array(r1), np.array(r2), atol=1e-15)
+
+
+# --------------------------------------------------------------------------- JAX behaviour
+
+
+def test_keep_rates_pytree_and_p_star():
+    r = KeepRates(jnp.float64(0.2), jnp.float64(0.9), jnp.float64(0.3))
+    assert float(r.p_star) == pytest.approx(0.75)
+    tv = jnp.linspace(-1.0, 1.0, 4)
+    out = jax.vmap(lambda t: linear_keep_rates(1.0, 0.3, t, 0.2))(tv)
+    assert isinstance(out, KeepRates) and out.phi.shape == (4,)
+    np.testing.assert_allclose(out.phi, linear_keep_rates(1.0, 0.3, tv, 0.2).phi, atol=1e-15)
+
+
+def test_vmap_grid_equals_loop_and_eager():
+    tv = jnp.linspace(-1.5, 1.5, 5)
+    tau = jnp.array([-jnp.inf, -0.5, 0.0, 0.7])
+    grid = jax.jit(
+        jax.vmap(
+            jax.vmap(linear_infinite_data_accuracy, (None, None, None, 0, None)),
+            (None, None, 0, None, None),
+        )  # fmt: skip
+    )(1.1, 0.4, tv, tau, 0.2)
+    looped = np.array([[float(lin_acc(1.1, 0.4, a, b, 0.2)) for b in tau] for a in tv])
+    np.testing.assert_allclose(grid, looped, atol=1e-15)
+    eager = linear_infinite_data_accuracy(1.1, 0.4, tv[:, None], tau[None, :], 0.2)
+    np.testing.assert_allclose(eager, looped, atol=1e-15)
+    flip_grid = jax.vmap(flip_linear_infinite_data_accuracy, (None, 0, None, None, None))(
+        1.1, jnp.array([0.1, 0.5, 0.9]), 0.4, 0.3, 0.0
+    )
+    np.testing.assert_allclose(
+        flip_grid, flip_linear_infinite_data_accuracy(1.1, jnp.array([0.1, 0.5, 0.9]), 0.4, 0.3)
+    )
+
+
+def test_gradients_match_finite_differences():
+    x0 = np.array([1.2, 0.5, -0.3, 0.4, 0.2])
+    g_lin = jax.grad(lambda v: linear_infinite_data_accuracy(*v))(jnp.asarray(x0))
+    g_flip = jax.grad(lambda v: flip_linear_infinite_data_accuracy(*v))(jnp.asarray(x0))
+    g_rate = jax.grad(lambda v: linear_keep_rates(*v[:4]).psi)(jnp.asarray(x0))
+    for fn, g in (
+        (lambda v: float(lin_acc(*v)), g_lin),
+        (lambda v: float(flip_acc(*v)), g_flip),
+        (lambda v: float(linear_keep_rates(*v[:4]).psi), g_rate),
+    ):
+        for i in range(5):
+            h = np.zeros(5)
+            h[i] = 1e-5
+            fd = (fn(x0 + h) - fn(x0 - h)) / 2e-5
+            assert float(g[i]) == pytest.approx(fd, rel=1e-5, abs=1e-8), (i, float(g[i]), fd)
+
+
+@pytest.mark.parametrize(
+    "point",
+    [
+        (1.0, 0.5, 0.5, 0.0, 0.0),  # theta_gen = theta_ver: degenerate wedges
+        (1.0, 0.5, 0.5 + math.pi, 0.0, 0.0),  # opposite directions
+        (1.0, 0.3, 0.9, -jnp.inf, 0.0),  # keep all
+        (1.0, 0.3, 0.9, jnp.inf, 0.5),  # keep nothing
+        (0.0, 0.3, 0.9, 0.2, 0.0),  # snr = 0
+        (1.0, 0.0, 0.0, 0.0, 0.0),
+    ],
+)
+def test_gradients_finite_at_degenerate_points(point):
+    v = jnp.asarray(point)
+    for f in (
+        lambda v: linear_infinite_data_accuracy(*v),
+        lambda v: flip_linear_infinite_data_accuracy(v[0], 0.3, *v[2:]),
+        lambda v: linear_keep_rates(*v[:4]).phi,
+    ):
+        g = jax.grad(f)(v)
+        assert np.all(np.isfinite(np.asarray(g))), (point, g)
+
+
+def test_validation():
+    with pytest.raises(ValueError, match=r"snr must be a number in \[0, inf\]"):
+        linear_keep_rates(-1.0, 0.0, 0.0, 0.0)
+    with pytest.raises(ValueError, match=r"theta_ver must be a number in \[-inf, inf\]"):
+        linear_keep_rates(1.0, 0.0, np.inf, 0.0)
+    with pytest.raises(ValueError, match="theta_gen must be a number"):
+        linear_infinite_data_accuracy(1.0, np.nan, 0.0, 0.0)
+    with pytest.raises(ValueError, match=r"p must be a number in \[0, 1\]"):
+        flip_linear_keep_rates(1.0, 1.5, 0.0, 0.0)
+    with pytest.raises(ValueError, match=r"lam must be a number in \[0, inf\]"):
+        flip_linear_infinite_data_accuracy(1.0, 0.2, 0.0, 0.0, lam=-0.1)
+    with pytest.raises(ValueError, match="tau must be a number"):
+        flip_linear_infinite_data_accuracy(1.0, 0.2, 0.0, np.nan)
+    # infinite tau is allowed
+    flip_linear_keep_rates(1.0, 0.2, 0.0, -np.inf)
