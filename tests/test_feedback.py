@@ -396,6 +396,18 @@ def instances(draw, ns=(1, 5, 8), ks=(1, 3)):
     return scores, ok
 
 
+@jax.jit
+def _all_strategies(key, scores, ok, tau, r, phi, psi):
+    # one compilation per shape for all five (op-by-op dispatch would compile each op)
+    return (
+        fb.prune(scores, tau, ok),
+        fb.noisy_oracle(key, scores > 0, phi, psi, ok),
+        fb.best_of_k(scores, ok),
+        fb.top_fraction(scores, r, ok),
+        fb.random_fraction(key, scores, r, ok),
+    )
+
+
 @settings(max_examples=30)
 @given(instances(), st.integers(0, 2**31 - 1), st.floats(0, 1), st.floats(0, 1), st.data())
 def test_masks_are_subsets_of_eligible(inst, seed, phi, psi, data):
@@ -403,15 +415,7 @@ def test_masks_are_subsets_of_eligible(inst, seed, phi, psi, data):
     n = scores.shape[0]
     r = data.draw(st.integers(0, n)) / n
     tau = data.draw(st.sampled_from([-np.inf, -1.0, 0.0, 0.25, 2.0]))
-    key = jax.random.key(seed)
-    correct = scores > 0
-    for sel in (
-        fb.prune(scores, tau, ok),
-        fb.noisy_oracle(key, correct, phi, psi, ok),
-        fb.best_of_k(scores, ok),
-        fb.top_fraction(scores, r, ok),
-        fb.random_fraction(key, scores, r, ok),
-    ):
+    for sel in _all_strategies(jax.random.key(seed), scores, ok, tau, r, phi, psi):
         mask, choice, kept = (np.asarray(a) for a in sel)
         assert not (mask & ~ok).any()
         np.testing.assert_array_equal(kept, mask.any(axis=1))
@@ -423,7 +427,7 @@ def test_masks_are_subsets_of_eligible(inst, seed, phi, psi, data):
 @given(instances())
 def test_best_of_k_one_maximal_per_input(inst):
     scores, ok = inst
-    sel = fb.best_of_k(scores, ok)
+    sel = jax.jit(fb.best_of_k)(scores, ok)
     mask = np.asarray(sel.mask)
     assert (mask.sum(axis=1) <= 1).all()
     np.testing.assert_array_equal(sel.kept, ok.any(axis=1))
@@ -440,7 +444,7 @@ def test_top_fraction_kept_count(inst, data):
     scores, ok = inst
     n = scores.shape[0]
     m = data.draw(st.integers(0, n))
-    sel = fb.top_fraction(scores, m / n, ok)  # r = m / n must give exactly m (if enough eligible)
+    sel = jax.jit(fb.top_fraction)(scores, m / n, ok)  # r = m / n must give exactly m (if enough eligible)
     assert int(sel.kept.sum()) == min(m, int(ok.any(axis=1).sum()))
     # and the kept inputs are the best: no dropped eligible input beats a kept one
     best = np.where(ok, scores, -np.inf).max(axis=1)

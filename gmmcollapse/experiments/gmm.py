@@ -210,3 +210,17 @@ def run_experiment(name: str, scale: str, out: str, progress: bool = True) -> li
     _pick(scale, 0, 0, 0)
     os.makedirs(out, exist_ok=True)
     return EXPERIMENTS[name].run(scale, out, progress)
+
+
+def sim_main(name: str, argv: list[str] | None = None) -> list[str]:
+    """Command-line body shared by the ``sims/gmm_<name>.py`` scripts."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=f"Run the GMM experiment {name!r}: {EXPERIMENTS[name].summary}.")
+    parser.add_argument("--scale", choices=SCALES, default="quick")
+    parser.add_argument("--results", default="results/gmm")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    args = parser.parse_args(argv)
+    paths = run_experiment(name, args.scale, args.results, progress=not args.quiet)
+    print(*paths, sep="\n")
+    return paths

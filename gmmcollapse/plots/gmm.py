@@ -190,3 +190,17 @@ def draw(name: str, results_dir: str, out_dir: str):
     if name not in FIGURES:
         raise ValueError(f"figure must be one of {', '.join(FIGURES)}, got {name!r}")
     return FIGURES[name](results_dir, out_dir)
+
+
+def figure_main(name: str, argv: list[str] | None = None):
+    """Command-line body shared by the ``figures/gmm_<name>.py`` scripts."""
+    import argparse
+    import json
+
+    parser = argparse.ArgumentParser(description=f"Draw the GMM figure {name!r} from existing results.")
+    parser.add_argument("--results", default="results/gmm")
+    parser.add_argument("--out", default="figures/out")
+    args = parser.parse_args(argv)
+    paths, headline = draw(name, args.results, args.out)
+    print(*paths, json.dumps(headline), sep="\n")
+    return paths

@@ -1,0 +1,348 @@
+"""``gmmcollapse`` command line: a thin layer that parses flags and calls the library.
+
+Subcommands: ``theory``, ``simulate``, ``sweep``, ``reproduce``. Invalid values print one
+line naming the parameter and exit with code 2 (no traceback).
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import json
+import math
+import os
+import sys
+import time
+
+__all__ = ["main"]
+
+# theory functions the CLI can evaluate, in print order
+_THEORY = (
+    "breakdown_point",
+    "keep_fraction",
+    "effective_noise",
+    "bayes_accuracy",
+    "infinite_data_accuracy",
+    "ridge_accuracy",
+    "mixed_ridge_accuracy",
+    "shifted_mixed_ridge_accuracy",
+    "linear_keep_rates",
+    "linear_infinite_data_accuracy",
+    "flip_linear_keep_rates",
+    "flip_linear_infinite_data_accuracy",
+    "class_infinite_data_accuracy",
+)
+
+_FLOAT_FLAGS = (
+    ("n", "synthesized samples (pruned ones included)"),
+    ("d", "dimension"),
+    ("snr", "||mu||"),
+    ("p", "generator label-error rate"),
+    ("phi", "keep rate of correct labels"),
+    ("psi", "keep rate of wrong labels"),
+    ("lam", "ridge strength"),
+    ("n_real", "real samples"),
+    ("n_syn", "synthesized samples (mixed_ridge_accuracy)"),
+    ("beta", "synthetic mean scale along mu"),
+    ("gamma", "norm of the synthetic mean's part orthogonal to mu"),
+    ("sigma", "synthetic noise scale"),
+    ("theta_gen", "linear generator angle to mu (rad)"),
+    ("theta_ver", "linear verifier angle to mu (rad)"),
+    ("tau", "linear verifier margin threshold"),
+    ("p_pos", "class +1 label-error rate"),
+    ("p_neg", "class -1 label-error rate"),
+    ("phi_pos", "class +1 keep rate of correct"),
+    ("phi_neg", "class -1 keep rate of correct"),
+    ("psi_pos", "class +1 keep rate of wrong"),
+    ("psi_neg", "class -1 keep rate of wrong"),
+)
+
+
+def _float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+
+
+def _add_param_flags(parser: argparse.ArgumentParser, names=None) -> None:
+    for name, help_text in _FLOAT_FLAGS:
+        if names is None or name in names:
+            flag = "--" + name.replace("_", "-")
+            parser.add_argument(flag, dest=name, type=_float, default=None, help=help_text)
+
+
+def _jsonable(v):
+    import numpy as np
+
+    if hasattr(v, "_asdict"):
+        return {k: _jsonable(x) for k, x in v._asdict().items()}
+    arr = np.asarray(v)
+    return arr.item() if arr.ndim == 0 else arr.tolist()
+
+
+def _fmt(v) -> str:
+    if hasattr(v, "_asdict"):
+        return ", ".join(f"{k}={_fmt(x)}" for k, x in v._asdict().items())
+    return f"{float(v):.10g}"
+
+
+def theory_values(given: dict) -> dict:
+    """Every theory function whose required arguments are all in ``given``: name -> value."""
+    from gmmcollapse import theory as T
+
+    alias = {"n_syn": "n"}  # mixed_ridge_accuracy's n_syn falls back to --n
+    out = {}
+    for name in _THEORY:
+        fn = getattr(T, name)
+        kwargs, ok = {}, True
+        for pname, par in inspect.signature(fn).parameters.items():
+            if pname in given:
+                kwargs[pname] = given[pname]
+            elif pname in alias and alias[pname] in given:
+                kwargs[pname] = given[alias[pname]]
+            elif pname == "n_real" and name.startswith(("mixed", "shifted")) and "n" in given:
+                kwargs[pname] = 0.0
+            elif par.default is inspect.Parameter.empty:
+                ok = False
+                break
+        if not ok:
+            continue
+        if name == "shifted_mixed_ridge_accuracy" and not {"beta", "gamma", "sigma"} & set(given):
+            continue
+        if name == "mixed_ridge_accuracy" and "n_real" not in given:
+            continue
+        out[name] = fn(**kwargs)
+    return out
+
+
+def _cmd_theory(args) -> int:
+    given = {k: v for k, v in vars(args).items() if k in dict(_FLOAT_FLAGS) and v is not None}
+    values = theory_values(given)
+    if not values:
+        print("no prediction is determined by these flags (try --snr --p --phi --psi)", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps({k: _jsonable(v) for k, v in values.items()}))
+    else:
+        width = max(map(len, values))
+        for k, v in values.items():
+            print(f"{k:<{width}}  {_fmt(v)}")
+    return 0
+
+
+_SIM_DEFAULTS = {"n": None, "d": None, "snr": None}
+
+
+def _sim_params(args):
+    from gmmcollapse.gmm import make_params
+
+    kw = {}
+    for name in ("p", "phi", "psi", "lam", "theta_gen", "theta_ver", "tau", "n_real", "beta", "gamma", "sigma"):
+        v = getattr(args, name, None)
+        if v is not None:
+            kw[name] = v
+    if args.mix_real:
+        kw["mix_real"] = 1.0
+    return make_params(args.n, args.snr, **kw)
+
+
+def _require(args, *names):
+    for name in names:
+        if getattr(args, name) is None:
+            raise ValueError(f"--{name.replace('_', '-')} is required")
+
+
+def _spec(args, n_max: int, d: int):
+    from gmmcollapse.gmm import SimSpec
+
+    return SimSpec(
+        n_max=n_max,
+        d=d,
+        generator=args.generator,
+        learner=args.learner,
+        rounds=args.rounds,
+        data=args.data,
+        n_real_max=int(args.n_real or 0),
+        n_test=args.n_test,
+        dtype=args.dtype,
+    )
+
+
+def _cmd_simulate(args) -> int:
+    import jax
+    import numpy as np
+
+    from gmmcollapse.gmm import over_seeds, summarize, validate_params
+
+    _require(args, "n", "d", "snr")
+    if args.seeds < 2:
+        raise ValueError(f"seeds must be a whole number >= 2, got {args.seeds}")
+    for name in ("n", "d"):
+        v = getattr(args, name)
+        if not (v >= 1 and float(v).is_integer()):
+            raise ValueError(f"{name} must be a whole number >= 1, got {v:g}")
+    spec = _spec(args, int(args.n), int(args.d))
+    params = _sim_params(args)
+    validate_params(params, spec)
+    t0 = time.time()
+    res = over_seeds(jax.random.key(args.seed), params, spec, args.seeds)
+    mean, se = summarize(res)
+    out = {"mean": float(mean.acc[-1]), "se": float(se.acc[-1])}
+    if args.rounds > 1:
+        out["mean_per_round"] = np.asarray(mean.acc).tolist()
+        out["se_per_round"] = np.asarray(se.acc).tolist()
+    out["measured"] = {k: float(getattr(mean, k)[-1]) for k in ("p", "phi", "psi", "p_star", "keep_fraction", "gen_acc")}
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"accuracy  {out['mean']:.6f} +- {out['se']:.6f}  (mean +- SE over {args.seeds} seeds, {time.time() - t0:.2f} s)")
+        for k, v in out["measured"].items():
+            print(f"{k:<13} {v:.6f}")
+        if args.rounds > 1:
+            print("per round", " ".join(f"{v:.4f}" for v in out["mean_per_round"]))
+    return 0
+
+
+def _parse_axis(text: str):
+    """``name=a:b:k`` (k points, linear), ``name=a:b:k:log`` or ``name=v1,v2,...``."""
+    import numpy as np
+
+    if "=" not in text:
+        raise ValueError(f"axis must look like name=start:stop:num or name=v1,v2, got {text!r}")
+    name, spec = text.split("=", 1)
+    name = name.strip().replace("-", "_")
+    try:
+        if ":" in spec:
+            parts = spec.split(":")
+            a, b, k = float(parts[0]), float(parts[1]), int(parts[2])
+            vals = np.logspace(math.log10(a), math.log10(b), k) if parts[3:] == ["log"] else np.linspace(a, b, k)
+        else:
+            vals = np.array([float(v) for v in spec.split(",")])
+    except (ValueError, IndexError):
+        raise ValueError(f"axis {name} must look like name=start:stop:num[:log] or name=v1,v2, got {spec!r}") from None
+    return name, vals
+
+
+def _cmd_sweep(args) -> int:
+    import numpy as np
+
+    from gmmcollapse.gmm.predict import predict
+    from gmmcollapse.sweep import Sweep, run_sweep
+
+    axes = dict(_parse_axis(a) for a in args.axis)
+    fixed = {}
+    for name, _ in _FLOAT_FLAGS:
+        v = getattr(args, name, None)
+        if v is not None and name not in axes:
+            fixed[name] = v
+    if args.mix_real:
+        fixed["mix_real"] = 1.0
+    spec = {"generator": args.generator, "learner": args.learner, "rounds": args.rounds, "data": args.data, "dtype": args.dtype}
+    sweep = Sweep(args.name, axes=axes, fixed={k: v for k, v in fixed.items() if k not in ("n_syn",) and not k.endswith(("_pos", "_neg"))}, spec=spec, seeds=args.seeds, seed=args.seed)
+    theory = None if args.no_theory else (lambda pts: predict(pts, args.generator))
+    res = run_sweep(sweep, theory, args.out, progress=not args.quiet)
+    print(f"wrote {args.out}: grid {'x'.join(map(str, sweep.shape))}, {res.meta['seconds']:.1f} s")
+    names = list(res.axes)
+    flat = {k: v.reshape(-1) for k, v in res.axes.items()}
+    grids = np.meshgrid(*res.axes.values(), indexing="ij")
+    cols = [k for k in ("theory/ridge_accuracy", "theory/infinite_data_accuracy", "sim_mean/acc", "sim_se/acc") if k in res.data]
+    if not args.quiet and len(grids[0].reshape(-1)) <= 200:
+        print("  ".join(f"{c:>12}" for c in names + [c.split("/")[-1] if not c.startswith("sim_se") else "se" for c in cols]))
+        for i in range(grids[0].size):
+            row = [g.reshape(-1)[i] for g in grids] + [res[c].reshape(grids[0].size, -1)[i, -1] for c in cols]
+            print("  ".join(f"{v:>12.6g}" for v in row))
+    del flat
+    return 0
+
+
+def _cmd_reproduce(args) -> int:
+    from gmmcollapse.experiments.gmm import EXPERIMENTS, run_experiment
+    from gmmcollapse.plots.gmm import draw
+
+    domains = {"gmm": list(EXPERIMENTS)}
+    if args.only not in (None, *domains):
+        raise ValueError(f"only must be one of {', '.join(domains)}, got {args.only!r}")
+    names = domains[args.only or "gmm"]
+    if args.figure:
+        unknown = set(args.figure) - set(names)
+        if unknown:
+            raise ValueError(f"figure must be among {', '.join(names)}, got {', '.join(sorted(unknown))}")
+        names = [n for n in names if n in args.figure]
+    t_all = time.time()
+    for name in names:
+        t0 = time.time()
+        if not args.figures_only:
+            run_experiment(name, args.scale, args.results, progress=not args.quiet)
+        paths, headline = draw(name, args.results, args.out)
+        extra = f"  {json.dumps(headline)}" if headline else ""
+        print(f"[{time.time() - t0:6.1f} s] {name:<13} -> {paths[0]}{extra}", flush=True)
+    print(f"done in {time.time() - t_all:.1f} s; figures in {os.path.abspath(args.out)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="gmmcollapse",
+        description="Training on verified synthesized data: Gaussian-mixture theory, simulation and figures.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p_th = sub.add_parser("theory", help="print every prediction the given parameters determine")
+    _add_param_flags(p_th)
+    p_th.add_argument("--json", action="store_true", help="print a JSON object keyed by function name")
+    p_th.set_defaults(func=_cmd_theory)
+
+    def sim_flags(p):
+        _add_param_flags(p)
+        p.add_argument("--seeds", type=int, default=32, help="independent runs (default 32)")
+        p.add_argument("--seed", type=int, default=0, help="base PRNG seed (default 0)")
+        p.add_argument("--generator", choices=("flip", "linear", "ridge"), default="flip")
+        p.add_argument("--learner", choices=("ridge", "logistic"), default="ridge")
+        p.add_argument("--rounds", type=int, default=1)
+        p.add_argument("--data", choices=("replace", "accumulate"), default="replace")
+        p.add_argument("--mix-real", action="store_true", help="add the n_real real samples to every round")
+        p.add_argument("--n-test", type=int, default=0, help="also report accuracy on this many test samples")
+        p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+        p.add_argument("--json", action="store_true", help='print {"mean": ..., "se": ...} as JSON')
+
+    p_sim = sub.add_parser("simulate", help="simulate at one parameter point; mean accuracy and SE over seeds")
+    sim_flags(p_sim)
+    p_sim.set_defaults(func=_cmd_simulate)
+
+    p_sw = sub.add_parser("sweep", help="theory and simulation over a named grid, written to a .npz file")
+    sim_flags(p_sw)
+    p_sw.add_argument("--axis", action="append", default=[], metavar="NAME=A:B:K[:log] | NAME=V1,V2", help="a grid axis (repeatable)")
+    p_sw.add_argument("--name", default="sweep")
+    p_sw.add_argument("--out", default="results/sweep.npz")
+    p_sw.add_argument("--no-theory", action="store_true")
+    p_sw.add_argument("--quiet", action="store_true")
+    p_sw.set_defaults(func=_cmd_sweep, seeds=16)
+
+    p_re = sub.add_parser("reproduce", help="run the experiments and regenerate every figure")
+    p_re.add_argument("--only", choices=("gmm",), default=None, help="one domain (default: all)")
+    p_re.add_argument("--scale", choices=("smoke", "quick", "paper"), default="quick")
+    p_re.add_argument("--figure", action="append", default=None, help="only this figure (repeatable)")
+    p_re.add_argument("--results", default="results/gmm", help="where result files go (default results/gmm)")
+    p_re.add_argument("--out", default="figures/out", help="where figures go (default figures/out)")
+    p_re.add_argument("--figures-only", action="store_true", help="redraw from existing results")
+    p_re.add_argument("--quiet", action="store_true", help="no progress bars")
+    p_re.set_defaults(func=_cmd_reproduce)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"gmmcollapse {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
