@@ -88,6 +88,9 @@ def assert_within(theory, mean, se, floor=1e-12):
 # --------------------------------------------------------------------------- wedge moments
 
 
+wedge_moments = jax.jit(_wedge_moments)
+
+
 @pytest.fixture(scope="module")
 def gaussian_2d():
     return np.random.default_rng(11).standard_normal((N_MC, 2))
@@ -111,7 +114,7 @@ def test_wedge_moments_monte_carlo(wedge, gaussian_2d):
     ind = (z @ [math.cos(a1), math.sin(a1)] > c1) & (z @ [math.cos(a2), math.sin(a2)] > c2)
     vals = np.stack([ind, ind * z[:, 0], ind * z[:, 1], ind * z[:, 0] ** 2,
                      ind * z[:, 0] * z[:, 1], ind * z[:, 1] ** 2], 1)  # fmt: skip
-    theory = np.array(_wedge_moments(*(jnp.float64(v) for v in wedge)))
+    theory = np.array(wedge_moments(*(jnp.float64(v) for v in wedge)))
     assert_within(theory, vals.mean(0), vals.std(0) / math.sqrt(N_MC))
 
 
@@ -141,14 +144,16 @@ def test_flip_keep_rates_monte_carlo(m, p, tv, tau):
         assert_within(float(theory), q, math.sqrt(q * (1 - q) / sample.size))
 
 
+_lin_moments = jax.jit(lambda m, *a: _kept_moments(m, _linear_pieces(m, *a)))
+_flip_moments = jax.jit(lambda m, *a: _kept_moments(m, _flip_pieces(m, *a)))
+
+
 def linear_moments(m, tg, tv, tau):
-    f64 = [jnp.float64(v) for v in (m, tg, tv, tau)]
-    return np.array(_kept_moments(f64[0], _linear_pieces(*f64)))
+    return np.array(_lin_moments(*(jnp.float64(v) for v in (m, tg, tv, tau))))
 
 
 def flip_moments(m, p, tv, tau):
-    f64 = [jnp.float64(v) for v in (m, p, tv, tau)]
-    return np.array(_kept_moments(f64[0], _flip_pieces(*f64)))
+    return np.array(_flip_moments(*(jnp.float64(v) for v in (m, p, tv, tau))))
 
 
 def test_keep_rates_agree_with_wedge_masses():
@@ -377,7 +382,8 @@ def test_vmap_grid_equals_loop_and_eager():
 
 
 def test_no_recompilation_for_new_values():
-    f = jax.jit(flip_linear_infinite_data_accuracy)
+    # Swept values are traced arguments: new values reuse the one compiled program.
+    f = jax.jit(lambda *args: flip_linear_infinite_data_accuracy(*args))  # a fresh cache
     for p in (0.1, 0.3, 0.6):
         f(jnp.float64(1.0), jnp.float64(p), jnp.float64(0.2), jnp.float64(0.1), jnp.float64(0.0))
     assert f._cache_size() == 1
@@ -395,9 +401,9 @@ grad_psi = _as_vector(lambda m, tg, tv, tau, lam: linear_keep_rates(m, tg, tv, t
 def test_gradients_match_finite_differences():
     x0 = np.array([1.2, 0.3, -0.3, 0.4, 0.2])  # (snr, theta_gen or p, theta_ver, tau, lam)
     for grad, fn in (
-        (grad_lin, lambda v: float(lin_acc(*v))),
-        (grad_flip, lambda v: float(flip_acc(*v))),
-        (grad_psi, lambda v: float(lin_rates(*v[:4]).psi)),
+        (grad_lin, lambda v: float(lin_acc(*map(float, v)))),
+        (grad_flip, lambda v: float(flip_acc(*map(float, v)))),
+        (grad_psi, lambda v: float(lin_rates(*map(float, v[:4])).psi)),
     ):
         g = np.asarray(grad(jnp.asarray(x0)))
         for i in range(5):
