@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from gmmcollapse._validate import check_int
 from gmmcollapse.gmm.simulate import _simulate
 from gmmcollapse.gmm.spec import _DEFAULTS, GMMParams, SimSpec, make_params, validate_params
 
@@ -278,6 +279,9 @@ def run_sweep(
         base = dict(sweep.spec)
         # validate everything before compiling anything
         n_real_max = int(base.pop("n_real_max", int(np.max(pts.get("n_real", [0])))))
+        # d and n pick the static shapes (int(), log2): NaN, inf or fractions must fail here
+        check_int("d", pts["d"], 1)
+        check_int("n", pts["n"], 1)
         groups: dict[tuple[int, int], list[int]] = {}
         for i in range(g):
             groups.setdefault((int(pts["d"][i]), _capacity(pts["n"][i])), []).append(i)

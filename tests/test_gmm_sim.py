@@ -163,7 +163,7 @@ def test_over_grid_equals_per_point_over_seeds(key):
 
 
 def test_new_parameter_values_do_not_recompile(key):
-    base = dict(p=0.2, phi=0.9, psi=0.4, lam=0.1, tau=-np.inf, snr=1.0, theta_ver=0.0)
+    base = dict(p=0.2, phi=0.9, psi=0.4, lam=0.1, tau=-1.0, snr=1.0, theta_ver=0.0)
     first = simulate(key, make_params(64, **base), SPEC)
     over_seeds(key, make_params(64, **base), SPEC, S)
     count = TRACE_COUNT["simulate"]

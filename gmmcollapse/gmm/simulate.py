@@ -109,7 +109,7 @@ def _fit(spec: SimSpec, params: GMMParams, carry: _Carry, x, yt, q, real, n_tota
     return logistic(rows_x, rows_y, rows_q, n_total, params.lam.astype(x.dtype), spec.logistic_steps)
 
 
-def _round(spec: SimSpec, params: GMMParams, real, real_stats, flip: bool, key, r, carry: _Carry):
+def _round(spec: SimSpec, params: GMMParams, real, real_stats, key, r, carry: _Carry):
     dtype = jnp.dtype(spec.dtype)
     d, n_max = spec.d, spec.n_max
     k_data, k_flip, k_ver, k_test = jax.random.split(key, 4)
@@ -119,14 +119,17 @@ def _round(spec: SimSpec, params: GMMParams, real, real_stats, flip: bool, key, 
     x, y = _sample(k_data, n_max, d, mean_syn, params.sigma, dtype)
     valid = jnp.arange(n_max) < params.n
 
-    # --- synthesize: the generator's labels
-    if flip:
+    # --- synthesize: the generator's labels. Round 0 of a flip generator flips true labels;
+    # every other round labels with a linear model (computed for both, selected: one trace).
+    lin_labels = jnp.where(x @ carry.w_gen >= 0, 1.0, -1.0).astype(dtype)
+    lin_acc = _exact_acc(carry.w_gen, params.snr)
+    if spec.generator == "flip":
+        use_flip = r == 0
         flipped = jax.random.uniform(k_flip, (n_max,)) < _per_class(params.p, y)
-        yt = jnp.where(flipped, -y, y)
-        gen_acc = 1.0 - jnp.mean(jnp.broadcast_to(params.p, (2,)))
+        yt = jnp.where(use_flip, jnp.where(flipped, -y, y), lin_labels)
+        gen_acc = jnp.where(use_flip, 1.0 - jnp.mean(jnp.broadcast_to(params.p, (2,))), lin_acc)
     else:
-        yt = jnp.where(x @ carry.w_gen >= 0, 1.0, -1.0).astype(dtype)
-        gen_acc = _exact_acc(carry.w_gen, params.snr)
+        yt, gen_acc = lin_labels, lin_acc
     correct = yt == y
 
     # --- verify / select with the shared kernel: noisy oracle, then the linear margin test
@@ -207,23 +210,20 @@ def _simulate(key: Array, params: GMMParams, spec: SimSpec) -> SimResult:
         w_gen=w_gen,
         gram=jnp.zeros((d, d), dtype),
         xty=jnp.zeros((d,), dtype),
-        n_seen=jnp.zeros((), dtype),
+        n_seen=jnp.zeros((), jnp.float64),  # exact counts (float32 would round above 2^24)
         buf_x=jnp.zeros(buf_shape + (d,), dtype),
         buf_y=jnp.zeros(buf_shape, dtype),
         buf_q=jnp.zeros(buf_shape, dtype),
     )
     body = partial(_round, spec, params, real, real_stats)
-    keys = jax.random.split(k_rounds, spec.rounds)
-    carry, first = body(spec.generator == "flip", keys[0], 0, carry)
-    if spec.rounds == 1:
-        return jax.tree.map(lambda v: v[None], first)
 
     def scan_body(c, inp):
         k, r = inp
-        return body(False, k, r, c)
+        return body(k, r, c)
 
-    _, rest = lax.scan(scan_body, carry, (keys[1:], jnp.arange(1, spec.rounds)))
-    return jax.tree.map(lambda a, b: jnp.concatenate([a[None], b]), first, rest)
+    keys = jax.random.split(k_rounds, spec.rounds)
+    _, out = lax.scan(scan_body, carry, (keys, jnp.arange(spec.rounds)))
+    return out
 
 
 def simulate(key: Array, params: GMMParams, spec: SimSpec) -> SimResult:

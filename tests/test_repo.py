@@ -1,0 +1,34 @@
+"""The README's two commands and CI stay in step."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _readme_commands():
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Two commands", 1)[1].split("\n## ", 1)[0]
+    return re.findall(r"```bash\n(.+?)\n```", section)
+
+
+def test_readme_has_exactly_two_setup_commands():
+    cmds = _readme_commands()
+    assert len(cmds) == 2
+    assert cmds[0].startswith("pip install") and "gmmcollapse reproduce --only gmm" in cmds[0]
+    assert cmds[1].startswith("pip install") and "pytest" in cmds[1]
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    ci = (ROOT / ".ci" / "run").read_text()
+    test_cmd = _readme_commands()[1]
+    assert test_cmd in ci.splitlines()
+    assert "set -euo pipefail" in ci
+
+
+def test_pyproject_declares_the_real_dependencies():
+    text = (ROOT / "pyproject.toml").read_text()
+    for dep in ("jax", "jaxlib", "flax", "optax", "numpy", "scipy", "matplotlib", "seaborn"):
+        assert re.search(rf'"{dep}[>=<~ ]', text), dep
+    for dep in ("pytest", "hypothesis"):
+        assert dep in text.split("[project.optional-dependencies]", 1)[1]
