@@ -238,7 +238,7 @@ def _cmd_sweep(args) -> int:
             fixed[name] = v
     if args.mix_real:
         fixed["mix_real"] = 1.0
-    spec = {"generator": args.generator, "learner": args.learner, "rounds": args.rounds, "data": args.data, "dtype": args.dtype}
+    spec = {"generator": args.generator, "learner": args.learner, "rounds": args.rounds, "data": args.data, "n_test": args.n_test, "dtype": args.dtype}
     sweep = Sweep(args.name, axes=axes, fixed={k: v for k, v in fixed.items() if k not in ("n_syn",) and not k.endswith(("_pos", "_neg"))}, spec=spec, seeds=args.seeds, seed=args.seed)
     theory = None if args.no_theory else (lambda pts: predict(pts, args.generator))
     res = run_sweep(sweep, theory, args.out, progress=not args.quiet)

@@ -114,6 +114,8 @@ class Sweep:
         for k in keys:  # a parameter set by some cases only takes its default in the others
             for part in parts:
                 if k not in part:
+                    if k not in _DEFAULTS:  # n, snr, d have no default
+                        raise ValueError(f"{k} is set by some cases only: give it in every case or in fixed")
                     n = len(next(iter(part.values()))) if part else 1
                     part[k] = np.full((n,), _DEFAULTS[k], dtype=np.float64)
         return {k: np.concatenate([p[k] for p in parts]) for k in keys}

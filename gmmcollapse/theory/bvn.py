@@ -41,9 +41,12 @@ Numerical conventions:
 * ``h`` and ``k`` are clipped to ``[-40, 40]``. Beyond that the neglected tail mass is below
   ``Phi(-40) ~ 4e-350``, under the smallest float64 subnormal, so the clip is exact in float64
   and makes ``+-inf`` work without special cases.
-* Every branch receives a "safe" copy of its inputs (the double-``where`` trick), so ``grad``
-  never picks up a NaN from the branch that was not selected. ``rho = +-1`` exactly gives
+* Every branch receives a "safe" copy of its inputs (the double-``where`` trick), so no NaN
+  is produced by the branch that was not selected. ``rho = +-1`` exactly gives
   ``Phi(min(h, k))`` and ``max(0, Phi(h) + Phi(k) - 1)``.
+* Derivatives come from a custom JVP with the exact partials (``phi(h) Phi((k - rho h)/s)`` and
+  the density ``phi_2`` for ``rho``) rather than from differentiating the quadrature: exact to
+  rounding, and a gradient graph several times smaller (faster compiles).
 """
 
 from __future__ import annotations
@@ -158,13 +161,9 @@ def _upper_near_one(h: Array, k: Array, r: Array, tails: _Tails) -> Array:
     return jnp.where(neg, neg_value, pos_value)
 
 
-# jit so that eager calls compile once per shape instead of dispatching ~100 small ops; under
-# an outer jit/vmap/grad this is simply inlined.
-@jax.jit
-def _bvn(h: Array, k: Array, rho: Array) -> Array:
-    """Unvalidated :func:`bivariate_normal_cdf` on float64 arrays (internal use)."""
-    h, k, rho = jnp.broadcast_arrays(h, k, rho)
-    # Phi_2(h, k; rho) = L(-h, -k; rho)
+@jax.custom_jvp
+def _bvn_value(h: Array, k: Array, rho: Array) -> Array:
+    # Phi_2(h, k; rho) = L(-h, -k; rho) on broadcast float64 arrays.
     h = -jnp.clip(h, -_CLIP, _CLIP)
     k = -jnp.clip(k, -_CLIP, _CLIP)
     low = jnp.abs(rho) < _RHO_SWITCH
@@ -176,6 +175,60 @@ def _bvn(h: Array, k: Array, rho: Array) -> Array:
     )
     # Rounding can leave the last bit outside [0, 1].
     return jnp.clip(value, 0.0, 1.0)
+
+
+# Exact partial derivatives instead of differentiating through the quadrature: more accurate,
+# and a much smaller gradient graph (several times faster XLA compiles).
+#   d/dh   Phi_2 = phi(h) Phi((k - rho h)/s),   d/dk likewise,
+#   d/drho Phi_2 = phi_2(h, k; rho) = exp(-(h^2 - 2 rho h k + k^2)/(2 s^2)) / (2 pi s),
+# s = sqrt(1 - rho^2). At rho = +-1 (s = 0) the h-, k-derivatives are the one-sided limits
+# (Phi(+-inf), with Phi(0) = 1/2 on the tie) and the rho-derivative is returned as 0.
+def _clipped(x: Array) -> Array:
+    # Outside [-40, 40] phi(x) underflows to 0, so the derivatives vanish as they should;
+    # clipping also keeps inf - inf out of (k - rho h).
+    return jnp.clip(x, -_CLIP, _CLIP)
+
+
+def _s_rho(rho: Array) -> tuple[Array, Array]:
+    s2 = (1.0 - rho) * (1.0 + rho)
+    inside = s2 > 0
+    return inside, jnp.sqrt(jnp.where(inside, s2, 1.0))
+
+
+def _d_first(dx, ans, x, y, rho):
+    x, y = _clipped(x), _clipped(y)
+    inside, s = _s_rho(rho)
+    z = y - rho * x
+    # s = 0: Phi(z / 0+) is 0, 1 or 1/2 by the sign of z.
+    cond = jnp.where(inside, ndtr(z / s), 0.5 * (1.0 + jnp.sign(z)))
+    return dx * _npdf(x) * cond
+
+
+def _d_rho(drho, ans, h, k, rho):
+    h, k = _clipped(h), _clipped(k)
+    inside, s = _s_rho(rho)
+    quad = h * h - 2.0 * rho * h * k + k * k
+    dens = jnp.exp(-0.5 * quad / (s * s)) / (_TWO_PI * s)
+    return drho * jnp.where(inside, dens, 0.0)
+
+
+_bvn_value.defjvps(
+    lambda dh, ans, h, k, rho: _d_first(dh, ans, h, k, rho),
+    lambda dk, ans, h, k, rho: _d_first(dk, ans, k, h, rho),
+    _d_rho,
+)
+
+
+def _npdf(x: Array) -> Array:
+    return jnp.exp(-0.5 * x * x) / _SQRT_TWO_PI
+
+
+# jit so that eager calls compile once per shape instead of dispatching ~100 small ops; under
+# an outer jit/vmap/grad this is simply inlined.
+@jax.jit
+def _bvn(h: Array, k: Array, rho: Array) -> Array:
+    """Unvalidated :func:`bivariate_normal_cdf` on float64 arrays (internal use)."""
+    return _bvn_value(*jnp.broadcast_arrays(h, k, rho))
 
 
 def bivariate_normal_cdf(h: ArrayLike, k: ArrayLike, rho: ArrayLike) -> Array:
@@ -192,8 +245,10 @@ def bivariate_normal_cdf(h: ArrayLike, k: ArrayLike, rho: ArrayLike) -> Array:
 
     Returns:
         float64 array of the broadcast shape, in [0, 1]. Safe under ``jit``, ``vmap``, ``grad``
-        (the gradient is finite everywhere; at ``rho = +-1`` exactly the rho-derivative is returned
-        as 0, the true limit except on the line ``h = +-k`` where the density blows up).
+        (derivatives by the exact formulas ``dPhi_2/dh = phi(h) Phi((k - rho h)/s)``,
+        ``dPhi_2/drho = phi_2(h, k; rho)``, finite everywhere; at ``rho = +-1`` exactly the
+        rho-derivative is returned as 0, the true limit except on the line ``h = +-k`` where
+        the density blows up).
 
     Example:
         >>> round(float(bivariate_normal_cdf(0.0, 0.0, 0.5)), 12)  # 1/4 + asin(1/2)/(2 pi)
