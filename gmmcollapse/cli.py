@@ -192,13 +192,18 @@ def _cmd_simulate(args) -> int:
     if args.rounds > 1:
         out["mean_per_round"] = np.asarray(mean.acc).tolist()
         out["se_per_round"] = np.asarray(se.acc).tolist()
-    out["measured"] = {k: float(getattr(mean, k)[-1]) for k in ("p", "phi", "psi", "p_star", "keep_fraction", "gen_acc")}
+    # NaN (e.g. psi when no label was wrong) becomes null so the JSON stays strict
+    out["measured"] = {
+        k: (None if math.isnan(v) else v)
+        for k in ("p", "phi", "psi", "p_star", "keep_fraction", "gen_acc")
+        for v in [float(getattr(mean, k)[-1])]
+    }
     if args.json:
         print(json.dumps(out))
     else:
         print(f"accuracy  {out['mean']:.6f} +- {out['se']:.6f}  (mean +- SE over {args.seeds} seeds, {time.time() - t0:.2f} s)")
         for k, v in out["measured"].items():
-            print(f"{k:<13} {v:.6f}")
+            print(f"{k:<13} {'nan' if v is None else f'{v:.6f}'}")
         if args.rounds > 1:
             print("per round", " ".join(f"{v:.4f}" for v in out["mean_per_round"]))
     return 0

@@ -178,6 +178,7 @@ def save_results(path, results: Results) -> None:
     os.close(fd)
     try:
         np.savez(tmp, **arrays)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -269,21 +270,18 @@ def run_sweep(
         "platform": platform.platform(),
     }
 
-    if theory is not None:
-        for k, v in theory(pts).items():
-            data[f"theory/{k}"] = np.asarray(v, dtype=np.float64).reshape(shape)
-
     if sweep.seeds:
         if "n" not in pts or "snr" not in pts:
             raise ValueError("a simulated sweep needs n and snr (as axes or fixed values)")
         if "d" not in pts:
             raise ValueError("a simulated sweep needs d (as an axis or a fixed value)")
         base = dict(sweep.spec)
-        # validate everything before compiling anything
-        n_real_max = int(base.pop("n_real_max", int(np.max(pts.get("n_real", [0])))))
-        # d and n pick the static shapes (int(), log2): NaN, inf or fractions must fail here
+        # validate everything before compiling anything (the theory included).
+        # d, n and n_real pick the static shapes (int(), log2): NaN, inf or fractions fail here
         check_int("d", pts["d"], 1)
         check_int("n", pts["n"], 1)
+        check_int("n_real", pts.get("n_real"), 0)
+        n_real_max = int(base.pop("n_real_max", int(np.max(pts.get("n_real", [0])))))
         groups: dict[tuple[int, int], list[int]] = {}
         for i in range(g):
             groups.setdefault((int(pts["d"][i]), _capacity(pts["n"][i])), []).append(i)
@@ -291,6 +289,12 @@ def run_sweep(
         for k, idx in groups.items():
             sub = {name: v[idx] for name, v in pts.items() if name != "d"}
             validate_params(make_params(**sub), specs[k])
+
+    if theory is not None:
+        for k, v in theory(pts).items():
+            data[f"theory/{k}"] = np.asarray(v, dtype=np.float64).reshape(shape)
+
+    if sweep.seeds:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=g, desc=f"sweep {sweep.name}", unit="pt", disable=not progress, leave=False)

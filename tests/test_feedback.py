@@ -192,11 +192,22 @@ def test_random_fraction_matches_loop(key, n, k, eligible):
             assert int(sel.kept.sum()) == min(math.floor(r * n), n_ok)
 
 
+def test_decimal_fractions_count_exactly(key):
+    # r n is an integer in decimal but not in binary (0.57 * 100 = 56.99999999999999):
+    # the count is the intended integer, not one less
+    scores = jnp.arange(100.0)[:, None]
+    for r, m in ((0.29, 29), (0.57, 57), (0.58, 58), (0.7, 70)):
+        assert int(fb.top_fraction(scores, r).kept.sum()) == m
+        assert int(fb.random_fraction(key, scores, r).kept.sum()) == m
+
+
 def test_random_fraction_is_uniform(key):
     # Each of n = 8 inputs is kept with probability floor(r n) / n = 3/8 (5 standard errors).
     n, reps = 8, 4000
     keys = jax.random.split(key, reps)
-    kept = fb.batched(fb.random_fraction, in_axes=(0, None, None))(keys, jnp.zeros((n, 2)), 0.375).kept
+    kept = fb.batched(fb.random_fraction, in_axes=(0, None, None))(
+        keys, jnp.zeros((n, 2)), 0.375
+    ).kept
     np.testing.assert_array_equal(kept.sum(axis=1), 3)
     se = math.sqrt(0.375 * 0.625 / reps)
     np.testing.assert_allclose(kept.mean(axis=0), 0.375, atol=5 * se)
@@ -253,7 +264,7 @@ def test_measure_hand_example():
     correct = np.array([[1, 0, 1], [1, 1, 0]], bool)  # 4 correct, 2 wrong
     mask = np.array([[1, 1, 0], [1, 1, 0]], bool)  # keeps 3 correct, 1 wrong
     r = fb.measure(mask, correct)
-    want = dict(phi=3 / 4, psi=1 / 2, p=2 / 6, p_star=0.75 / 1.25, effective_noise=1 / 4)
+    want = {"phi": 3 / 4, "psi": 1 / 2, "p": 2 / 6, "p_star": 0.75 / 1.25, "effective_noise": 1 / 4}
     want.update(n_selected=4.0, keep_fraction=4 / 6)
     for name, value in want.items():
         assert float(getattr(r, name)) == pytest.approx(value, abs=1e-15), name
@@ -261,7 +272,7 @@ def test_measure_hand_example():
     valid = np.ones((2, 3), bool)
     valid[1, 0] = False
     r = fb.measure(mask, correct, valid=valid)
-    want = dict(phi=2 / 3, psi=1 / 2, p=2 / 5, p_star=4 / 7, effective_noise=1 / 3)
+    want = {"phi": 2 / 3, "psi": 1 / 2, "p": 2 / 5, "p_star": 4 / 7, "effective_noise": 1 / 3}
     want.update(n_selected=3.0, keep_fraction=3 / 5)
     for name, value in want.items():
         assert float(getattr(r, name)) == pytest.approx(value, abs=1e-15), name
@@ -298,7 +309,9 @@ def test_measure_p_star_and_counts_random():
         np.testing.assert_allclose([r.phi, r.psi], [phi, psi], rtol=1e-14)
         np.testing.assert_allclose(r.p_star, phi / (phi + psi), rtol=1e-14)
         np.testing.assert_allclose(r.p, w.sum() / valid.sum(), rtol=1e-14)
-        np.testing.assert_allclose(r.effective_noise, (mask & w).sum() / (mask & valid).sum(), rtol=1e-14)
+        np.testing.assert_allclose(
+            r.effective_noise, (mask & w).sum() / (mask & valid).sum(), rtol=1e-14
+        )
 
 
 # ------------------------------------------------------------------- batching, jit, tracing
@@ -371,7 +384,9 @@ def test_jit_traced_parameters_do_not_recompile(key):
         jitted = counted(name, fn)
         for v in values:
             _assert_selection(jitted(v), tuple(np.asarray(a) for a in fn(v)))
-    oracle_jit = counted("noisy_oracle", lambda k, phi, psi: fb.noisy_oracle(k, correct, phi, psi, ok))
+    oracle_jit = counted(
+        "noisy_oracle", lambda k, phi, psi: fb.noisy_oracle(k, correct, phi, psi, ok)
+    )
     measure_jit = counted("measure", lambda m, c: fb.measure(m, c))
     for i, (phi, psi) in enumerate([(1.0, 0.0), (0.3, 0.9), (0.5, 0.5)]):
         kk = jax.random.fold_in(key, i)
@@ -444,7 +459,9 @@ def test_top_fraction_kept_count(inst, data):
     scores, ok = inst
     n = scores.shape[0]
     m = data.draw(st.integers(0, n))
-    sel = jax.jit(fb.top_fraction)(scores, m / n, ok)  # r = m / n must give exactly m (if enough eligible)
+    sel = jax.jit(fb.top_fraction)(
+        scores, m / n, ok
+    )  # r = m / n must give exactly m (if enough eligible)
     assert int(sel.kept.sum()) == min(m, int(ok.any(axis=1).sum()))
     # and the kept inputs are the best: no dropped eligible input beats a kept one
     best = np.where(ok, scores, -np.inf).max(axis=1)
@@ -455,12 +472,16 @@ def test_top_fraction_kept_count(inst, data):
 
 
 @settings(max_examples=30)
-@given(instances(), st.lists(st.sampled_from([-np.inf, -1.0, 0.0, 0.5, 1.0, 3.0]), min_size=2, max_size=2))
+@given(
+    instances(),
+    st.lists(st.sampled_from([-np.inf, -1.0, 0.0, 0.5, 1.0, 3.0]), min_size=2, max_size=2),
+)
 def test_prune_monotone_in_tau(inst, taus):
     scores, ok = inst
     lo, hi = sorted(taus)
-    loose = np.asarray(fb.prune(scores, lo, ok).mask)
-    strict = np.asarray(fb.prune(scores, hi, ok).mask)
+    prune = jax.jit(fb.prune)  # one compilation per shape, every tau
+    loose = np.asarray(prune(scores, lo, ok).mask)
+    strict = np.asarray(prune(scores, hi, ok).mask)
     assert not (strict & ~loose).any()
 
 

@@ -5,6 +5,7 @@ Every distinct (SimSpec, parameter shapes, seed count) compiles once (~2 s on a 
 the tests share a few module-level specs and one seed count per spec.
 """
 
+import dataclasses
 import math
 
 import jax
@@ -25,14 +26,15 @@ from gmmcollapse.gmm import (
     ridge_dual,
     ridge_from_stats,
     simulate,
-    summarize,
     sufficient_stats,
+    summarize,
 )
 from gmmcollapse.gmm.simulate import TRACE_COUNT
 
-# The workhorse: one round, flip generator, ridge learner, float64 so that exactness tests are
-# meaningful; S seeds for every over_seeds / over_grid call on it (a new S would recompile).
-SPEC = SimSpec(n_max=64, d=8, dtype="float64")
+# The workhorse: one round, flip generator, primal ridge learner, float64 so that exactness
+# tests are meaningful, room for 5 real samples (unused unless n_real > 0); S seeds for every
+# over_seeds / over_grid call on it (a new S would recompile).
+SPEC = SimSpec(n_max=64, d=8, n_real_max=5, dtype="float64")
 S = 128
 
 
@@ -78,8 +80,12 @@ def test_ridge_primal_and_dual_vs_numpy_solve(rows, d):
     gram, xty = sufficient_stats(jnp.asarray(x), jnp.asarray(y), jnp.asarray(q))
     np.testing.assert_allclose(gram, x.T @ np.diag(q) @ x, rtol=1e-13, atol=1e-13)
     np.testing.assert_allclose(xty, x.T @ (q * y), rtol=1e-13, atol=1e-13)
-    want = np.linalg.solve(x.T @ np.diag(q) @ x / n_total + lam * np.eye(d), x.T @ (q * y) / n_total)
-    np.testing.assert_allclose(ridge_from_stats(gram, xty, n_total, lam), want, rtol=1e-10, atol=1e-13)
+    want = np.linalg.solve(
+        x.T @ np.diag(q) @ x / n_total + lam * np.eye(d), x.T @ (q * y) / n_total
+    )
+    np.testing.assert_allclose(
+        ridge_from_stats(gram, xty, n_total, lam), want, rtol=1e-10, atol=1e-13
+    )
     np.testing.assert_allclose(ridge_dual(x, y, q, n_total, lam), want, rtol=1e-10, atol=1e-13)
     x2, y2 = _with_garbage(x, y, q, rng)
     np.testing.assert_allclose(ridge_dual(x2, y2, q, n_total, lam), want, rtol=1e-10, atol=1e-13)
@@ -95,7 +101,7 @@ def _scipy_logistic(x, y, q, n_total, lam):
         grad = -(x.T @ (q * y * expit(-m))) / n_total + lam * w  # d softplus(-m) = -sigmoid(-m)
         return loss, grad
 
-    opts = dict(gtol=1e-13, ftol=1e-16, maxiter=10_000)
+    opts = {"gtol": 1e-13, "ftol": 1e-16, "maxiter": 10_000}
     res = minimize(fun, np.zeros(x.shape[1]), jac=True, method="L-BFGS-B", options=opts)
     assert np.linalg.norm(fun(res.x)[1]) < 1e-9
     return res.x
@@ -120,14 +126,16 @@ def test_logistic_vs_scipy(separable):
 
 @pytest.mark.parametrize("mix_real", [0.0, 1.0])
 def test_primal_equals_dual_simulation(key, mix_real):
-    # rows = n_max + n_real_max = 25 < d = 30
-    kw = dict(n_max=20, d=30, n_real_max=5, dtype="float64")
-    primal, dual = SimSpec(solver="primal", **kw), SimSpec(solver="dual", **kw)
+    # SPEC solves the d x d system (auto: rows = 64 + 5 > d = 8); its twin the rows x rows one.
+    # The push-through identity makes them equal; the dual also appends the real rows.
+    primal, dual = SPEC, dataclasses.replace(SPEC, solver="dual")
     assert dual.use_dual and not primal.use_dual
     for i, params in enumerate(
         [
-            make_params(20, 1.5, p=0.2, phi=0.9, psi=0.3, lam=0.05, n_real=5, mix_real=mix_real),
-            make_params(13, 0.7, p=0.0, tau=0.2, theta_ver=0.4, lam=1.3, n_real=3, mix_real=mix_real),
+            make_params(64, 1.5, p=0.2, phi=0.9, psi=0.3, lam=0.05, n_real=5, mix_real=mix_real),
+            make_params(
+                13, 0.7, p=0.0, tau=0.2, theta_ver=0.4, lam=1.3, n_real=3, mix_real=mix_real
+            ),
         ]
     ):
         kk = jax.random.fold_in(key, i)
@@ -158,7 +166,9 @@ def test_over_grid_equals_per_point_over_seeds(key):
     got = over_grid(key, grid, SPEC, S)
     assert got.acc.shape == (3, S, 1)
     for g, point in enumerate(points):
-        _assert_results_close(jax.tree.map(lambda a, g=g: a[g], got), over_seeds(key, point, SPEC, S))
+        _assert_results_close(
+            jax.tree.map(lambda a, g=g: a[g], got), over_seeds(key, point, SPEC, S)
+        )
     # common random numbers: at p = 0 the measured error is exactly 0, elsewhere it varies
     np.testing.assert_array_equal(got.p[0], 0.0)
     assert np.asarray(got.p[1]).std() > 0
@@ -168,11 +178,20 @@ def test_over_grid_equals_per_point_over_seeds(key):
 
 
 def test_new_parameter_values_do_not_recompile(key):
-    base = dict(p=0.2, phi=0.9, psi=0.4, lam=0.1, tau=-1.0, snr=1.0, theta_ver=0.0)
+    base = {"p": 0.2, "phi": 0.9, "psi": 0.4, "lam": 0.1, "tau": -1.0, "snr": 1.0, "theta_ver": 0.0}
     first = simulate(key, make_params(64, **base), SPEC)
     over_seeds(key, make_params(64, **base), SPEC, S)
     count = TRACE_COUNT["simulate"]
-    changes = dict(p=0.35, phi=0.6, psi=0.1, lam=2.0, tau=0.4, snr=2.5, theta_ver=0.7, n=20)
+    changes = {
+        "p": 0.35,
+        "phi": 0.6,
+        "psi": 0.1,
+        "lam": 2.0,
+        "tau": 0.4,
+        "snr": 2.5,
+        "theta_ver": 0.7,
+        "n": 20,
+    }
     for name, value in changes.items():
         kw = {**base, "n": 64, name: value}
         n = kw.pop("n")
@@ -180,11 +199,18 @@ def test_new_parameter_values_do_not_recompile(key):
         assert not np.array_equal(res.acc, first.acc), name  # the new value took effect
         over_seeds(jax.random.fold_in(key, 1), make_params(n, **kw), SPEC, S)
     assert TRACE_COUNT["simulate"] == count
+
     # the counter is live: a parameter *shape* no other test uses (p, phi and psi all
-    # class-specific) traces once, and new values at that shape do not trace again
-    simulate(key, make_params(64, 1.0, p=[0.1, 0.4], phi=[1.0, 0.9], psi=[1.0, 1.0]), SPEC)
+    # class-specific) traces once (abstractly: eval_shape traces without compiling), and new
+    # values at that shape do not trace again
+    def shapes(p, phi, psi):
+        return jax.eval_shape(
+            lambda k, x: simulate(k, x, SPEC), key, make_params(64, 1.0, p=p, phi=phi, psi=psi)
+        )
+
+    assert shapes([0.1, 0.4], [1.0, 0.9], [1.0, 1.0]).acc.shape == (1,)
     assert TRACE_COUNT["simulate"] == count + 1
-    simulate(key, make_params(33, 1.7, p=[0.3, 0.0], phi=[0.5, 1.0], psi=[0.2, 0.9]), SPEC)
+    shapes([0.3, 0.0], [0.5, 1.0], [0.2, 0.9])
     assert TRACE_COUNT["simulate"] == count + 1
 
 
@@ -230,7 +256,9 @@ def test_masked_rows_match_smaller_capacity_in_distribution(key):
         a, b = a[~np.isnan(a)], b[~np.isnan(b)]
         se = math.sqrt(a.var(ddof=1) / a.size + b.var(ddof=1) / b.size)
         assert abs(a.mean() - b.mean()) < 5 * se, f
-    np.testing.assert_allclose(big["keep_fraction"] * 16, np.round(big["keep_fraction"] * 16), atol=1e-9)
+    np.testing.assert_allclose(
+        big["keep_fraction"] * 16, np.round(big["keep_fraction"] * 16), atol=1e-9
+    )
     # measured p pools over n = 16 samples x S seeds: 5 binomial standard errors around 0.3
     assert abs(big["p"].mean() - 0.3) < 5 * math.sqrt(0.3 * 0.7 / (16 * S))
 
@@ -294,7 +322,8 @@ def test_ridge_generator(key):
 # ---------------------------------------------------------------------------- rounds
 
 ROUNDS = {
-    data: SimSpec(n_max=64, d=8, rounds=3, data=data, n_real_max=8) for data in ("replace", "accumulate")
+    data: SimSpec(n_max=64, d=8, rounds=3, data=data, n_real_max=8)
+    for data in ("replace", "accumulate")
 }
 
 
@@ -309,7 +338,9 @@ def test_rounds_replace_and_accumulate(key):
             assert v.shape == (SEEDS_ROUNDS, 3), f
     # round 0 sees the same data in both modes; later rounds differ
     _assert_results_close(
-        jax.tree.map(lambda v: v[:, 0], res["replace"]), jax.tree.map(lambda v: v[:, 0], res["accumulate"]), rtol=1e-6
+        jax.tree.map(lambda v: v[:, 0], res["replace"]),
+        jax.tree.map(lambda v: v[:, 0], res["accumulate"]),
+        rtol=1e-6,
     )
     assert not np.allclose(res["replace"].acc[:, 2], res["accumulate"].acc[:, 2])
     # with the oracle verifier, accumulating clean data raises accuracy from round 0 to 2:
@@ -320,7 +351,7 @@ def test_rounds_replace_and_accumulate(key):
 
 def test_mixing_real_data_changes_training_only(key):
     spec = ROUNDS["accumulate"]
-    kw = dict(p=0.3, phi=1.0, psi=0.0, n_real=8)
+    kw = {"p": 0.3, "phi": 1.0, "psi": 0.0, "n_real": 8}
     off = _looped(key, make_params(64, 1.0, **kw, mix_real=0.0), spec, SEEDS_ROUNDS)
     on = _looped(key, make_params(64, 1.0, **kw, mix_real=1.0), spec, SEEDS_ROUNDS)
     # round 0's synthesized labels and selection do not depend on the learner ...
@@ -349,12 +380,12 @@ def test_logistic_learner_in_simulation(key, data, rounds):
 @pytest.mark.parametrize(
     "kwargs,pattern",
     [
-        (dict(p=1.2), r"^p must .*1\.2"),
-        (dict(n=65), r"^n must .*65"),
-        (dict(lam=0.0), r"^lam must"),
-        (dict(phi=0.0, psi=0.0), r"^phi and psi must not both be 0"),
-        (dict(tau=np.nan), r"^tau must"),
-        (dict(psi=[0.5, 1.5]), r"^psi must .*\(entry 1\)"),
+        ({"p": 1.2}, r"^p must .*1\.2"),
+        ({"n": 65}, r"^n must .*65"),
+        ({"lam": 0.0}, r"^lam must"),
+        ({"phi": 0.0, "psi": 0.0}, r"^phi and psi must not both be 0"),
+        ({"tau": np.nan}, r"^tau must"),
+        ({"psi": [0.5, 1.5]}, r"^psi must .*\(entry 1\)"),
     ],
 )
 def test_invalid_params_raise(key, kwargs, pattern):
@@ -372,11 +403,11 @@ def test_invalid_params_raise(key, kwargs, pattern):
 @pytest.mark.parametrize(
     "kwargs,pattern",
     [
-        (dict(d=0), r"^d must"),
-        (dict(n_max=0), r"^n_max must"),
-        (dict(generator="foo"), r"^generator must .*'foo'"),
-        (dict(learner="svm"), r"^learner must"),
-        (dict(generator="ridge"), r"^n_real_max must"),
+        ({"d": 0}, r"^d must"),
+        ({"n_max": 0}, r"^n_max must"),
+        ({"generator": "foo"}, r"^generator must .*'foo'"),
+        ({"learner": "svm"}, r"^learner must"),
+        ({"generator": "ridge"}, r"^n_real_max must"),
     ],
 )
 def test_invalid_spec_raises(kwargs, pattern):

@@ -6,6 +6,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from scipy.stats import norm
 
 import gmmcollapse  # noqa: F401  (turns on float64)
@@ -42,13 +44,6 @@ def on_grid(fn, *args):
     return np.asarray(out, float).reshape(cols[0].shape + np.shape(out[0]))
 
 
-@pytest.fixture(autouse=True)
-def _strict_ranks():
-    # The house conftest setting, scoped to this module (no conftest.py here).
-    with jax.numpy_rank_promotion("raise"):
-        yield
-
-
 def simulate(seed, m, theta_ver, tau, *, theta_gen=None, p=None, d=2, n=N_MC):
     """Draw n generated samples of the full model (both classes) in d dims (e, f, rest)."""
     rng = np.random.default_rng(seed)
@@ -80,9 +75,15 @@ def ridge_accuracy_mc(x, y_gen, keep, lam, m, batches=20):
     return fit(np.arange(len(x))), np.std(parts, ddof=1) / math.sqrt(batches)
 
 
-def assert_within(theory, mean, se, floor=1e-12):
+def sample_moments(columns):
+    """Means and standard errors of 1-D samples (contiguous columns: fast)."""
+    cols = [np.asarray(c, float) for c in columns]
+    return np.array([c.mean() for c in cols]), np.array([c.std() / math.sqrt(c.size) for c in cols])
+
+
+def assert_within(theory, mean, se, label="", floor=1e-12):
     z = np.abs(np.asarray(theory) - np.asarray(mean)) / np.maximum(np.asarray(se), floor)
-    assert np.all(z < Z_TOL), (theory, mean, se, z)
+    assert np.all(z < Z_TOL), (label, theory, mean, se, z)
 
 
 # --------------------------------------------------------------------------- wedge moments
@@ -112,36 +113,14 @@ def test_wedge_moments_monte_carlo(wedge, gaussian_2d):
     a1, c1, a2, c2 = wedge
     z = gaussian_2d
     ind = (z @ [math.cos(a1), math.sin(a1)] > c1) & (z @ [math.cos(a2), math.sin(a2)] > c2)
-    vals = np.stack([ind, ind * z[:, 0], ind * z[:, 1], ind * z[:, 0] ** 2,
-                     ind * z[:, 0] * z[:, 1], ind * z[:, 1] ** 2], 1)  # fmt: skip
-    theory = np.array(wedge_moments(*(jnp.float64(v) for v in wedge)))
-    assert_within(theory, vals.mean(0), vals.std(0) / math.sqrt(N_MC))
+    z0, z1 = z[:, 0].copy(), z[:, 1].copy()
+    mean, se = sample_moments(
+        [ind, ind * z0, ind * z1, ind * z0 * z0, ind * z0 * z1, ind * z1 * z1]
+    )
+    assert_within(np.array(wedge_moments(*(jnp.float64(v) for v in wedge))), mean, se)
 
 
-# --------------------------------------------------------------------------- keep rates
-
-
-@pytest.mark.parametrize(
-    ("m", "tg", "tv", "tau"),
-    [(1.0, 0.3, 0.9, 0.2), (1.5, 0.8, -0.4, 0.5), (2.0, 1.2, 0.2, 1.0), (1.0, 2.0, 0.1, -0.3)],
-)
-def test_linear_keep_rates_monte_carlo(m, tg, tv, tau):
-    _, y, y_gen, keep = simulate(1, m, tv, tau, theta_gen=tg)
-    wrong = y_gen != y
-    rates = lin_rates(m, tg, tv, tau)
-    for theory, sample in ((rates.p, wrong), (rates.phi, keep[~wrong]), (rates.psi, keep[wrong])):
-        q = sample.mean()
-        assert_within(float(theory), q, math.sqrt(q * (1 - q) / sample.size))
-
-
-@pytest.mark.parametrize(("m", "p", "tv", "tau"), [(1.0, 0.3, 0.9, 0.2), (2.0, 0.6, 2.5, -0.5)])
-def test_flip_keep_rates_monte_carlo(m, p, tv, tau):
-    _, y, y_gen, keep = simulate(2, m, tv, tau, p=p)
-    wrong = y_gen != y
-    rates = flip_rates(m, p, tv, tau)
-    for theory, sample in ((rates.phi, keep[~wrong]), (rates.psi, keep[wrong])):
-        q = sample.mean()
-        assert_within(float(theory), q, math.sqrt(q * (1 - q) / sample.size))
+# --------------------------------------------------------------------------- against simulation
 
 
 _lin_moments = jax.jit(lambda m, *a: _kept_moments(m, _linear_pieces(m, *a)))
@@ -156,59 +135,64 @@ def flip_moments(m, p, tv, tau):
     return np.array(_flip_moments(*(jnp.float64(v) for v in (m, p, tv, tau))))
 
 
+def check_against_simulation(x, y, y_gen, keep, rates, moments, accuracy, lam, m):
+    """Keep rates, kept moments and the ridge accuracy, each within Z_TOL standard errors."""
+    wrong = y_gen != y
+    for name, theory, sample in (
+        ("p", rates.p, wrong),
+        ("phi", rates.phi, keep[~wrong]),
+        ("psi", rates.psi, keep[wrong]),
+    ):
+        q = sample.mean()
+        assert_within(float(theory), q, math.sqrt(q * (1 - q) / sample.size), name)
+    # E[1_kept], E[x x^T 1_kept] (ee, ef, ff) and E[x y~ 1_kept] (e, f), per generated sample.
+    k = keep.astype(float)
+    x0, x1 = k * x[:, 0], k * x[:, 1]
+    mean, se = sample_moments([k, x0 * x0, x0 * x1, x1 * x1, y_gen * x0, y_gen * x1])
+    assert_within(moments, mean, se, "moments")
+    acc, se = ridge_accuracy_mc(x, y_gen, keep, lam, m)
+    assert_within(accuracy, acc, se, "accuracy")
+
+
+@pytest.mark.parametrize(
+    ("m", "tg", "tv", "tau", "lam"),
+    [
+        (1.0, 0.3, 0.9, 0.2, 0.0),
+        (1.5, 0.8, -0.4, 0.5, 0.3),
+        (2.0, 1.2, 0.2, 1.0, 0.0),
+        (1.0, 2.0, 0.1, -0.3, 1.0),
+    ],
+)
+def test_linear_generator_against_simulation(m, tg, tv, tau, lam):
+    x, y, y_gen, keep = simulate(1, m, tv, tau, theta_gen=tg)
+    check_against_simulation(
+        x, y, y_gen, keep, lin_rates(m, tg, tv, tau), linear_moments(m, tg, tv, tau),
+        float(lin_acc(m, tg, tv, tau, lam)), lam, m,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("m", "p", "tv", "tau", "lam", "d"),
+    [
+        (1.0, 0.3, 0.9, 0.2, 0.0, 2),
+        (2.0, 0.4, 1.2, 1.0, 0.0, 2),
+        (2.0, 0.6, 2.5, -0.5, 0.2, 2),
+        (1.5, 0.45, -0.4, 0.5, 0.3, 3),  # an extra noise dimension changes nothing
+    ],
+)
+def test_flip_generator_against_simulation(m, p, tv, tau, lam, d):
+    x, y, y_gen, keep = simulate(2, m, tv, tau, p=p, d=d)
+    check_against_simulation(
+        x, y, y_gen, keep, flip_rates(m, p, tv, tau), flip_moments(m, p, tv, tau),
+        float(flip_acc(m, p, tv, tau, lam)), lam, m,
+    )  # fmt: skip
+
+
 def test_keep_rates_agree_with_wedge_masses():
     m, tg, tv, tau = 1.3, 0.4, -0.7, 0.3
     r = lin_rates(m, tg, tv, tau)
     kept = linear_moments(m, tg, tv, tau)[0]
     assert kept == pytest.approx(float((1 - r.p) * r.phi + r.p * r.psi), abs=1e-15)
-
-
-# --------------------------------------------------------------------------- infinite data
-
-
-@pytest.mark.parametrize(
-    ("kind", "m", "gen", "tv", "tau"),
-    [
-        ("linear", 1.0, 0.3, 0.9, 0.2),
-        ("linear", 1.5, 0.8, -0.4, 0.5),
-        ("flip", 1.0, 0.3, 0.9, 0.2),
-        ("flip", 2.0, 0.4, 1.2, 1.0),
-    ],
-)
-def test_kept_moments_monte_carlo(kind, m, gen, tv, tau):
-    # E[1_kept], E[x x^T 1_kept] (ee, ef, ff) and E[x y~ 1_kept] (e, f), per generated sample.
-    if kind == "linear":
-        theory = linear_moments(m, gen, tv, tau)
-        x, _, y_gen, keep = simulate(3, m, tv, tau, theta_gen=gen)
-    else:
-        theory = flip_moments(m, gen, tv, tau)
-        x, _, y_gen, keep = simulate(3, m, tv, tau, p=gen)
-    k = keep.astype(float)
-    vals = np.stack([k, k * x[:, 0] ** 2, k * x[:, 0] * x[:, 1], k * x[:, 1] ** 2,
-                     k * y_gen * x[:, 0], k * y_gen * x[:, 1]], 1)  # fmt: skip
-    assert_within(theory, vals.mean(0), vals.std(0) / math.sqrt(N_MC))
-
-
-@pytest.mark.parametrize(
-    ("kind", "m", "gen", "tv", "tau", "lam", "d"),
-    [
-        ("linear", 1.0, 0.3, 0.9, 0.2, 0.0, 2),
-        ("linear", 2.0, 1.2, 0.2, 1.0, 0.0, 2),
-        ("linear", 1.0, 2.0, 0.1, -0.3, 1.0, 2),
-        ("flip", 1.0, 0.3, 0.9, 0.2, 0.0, 2),
-        ("flip", 1.5, 0.45, -0.4, 0.5, 0.3, 3),  # an extra noise dimension changes nothing
-        ("flip", 2.0, 0.4, 1.2, 1.0, 0.0, 2),
-    ],
-)
-def test_infinite_data_accuracy_monte_carlo(kind, m, gen, tv, tau, lam, d):
-    if kind == "linear":
-        theory = float(lin_acc(m, gen, tv, tau, lam))
-        x, _, y_gen, keep = simulate(4, m, tv, tau, theta_gen=gen, d=d)
-    else:
-        theory = float(flip_acc(m, gen, tv, tau, lam))
-        x, _, y_gen, keep = simulate(4, m, tv, tau, p=gen, d=d)
-    acc, se = ridge_accuracy_mc(x, y_gen, keep, lam, m)
-    assert_within(theory, acc, se)
 
 
 def test_x_dependent_selection_beats_the_phi_psi_prediction():
@@ -349,6 +333,24 @@ def test_degenerate_inputs():
     assert float(flip_acc(1.0, 0.1, 0.0, 30.0, 0.0)) == pytest.approx(norm.cdf(1.0), abs=1e-14)
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    st.floats(0.0, 4.0),
+    st.floats(-4.0, 4.0),
+    st.floats(-4.0, 4.0),
+    st.one_of(st.floats(-3.0, 3.0), st.sampled_from([-np.inf, np.inf])),
+    st.floats(0.0, 5.0),
+)
+def test_outputs_are_probabilities(m, tg, tv, tau, lam):
+    r = lin_rates(m, tg, tv, tau)
+    assert all(0.0 <= float(v) <= 1.0 for v in r)
+    acc = float(lin_acc(m, tg, tv, tau, lam))
+    assert 1.0 - norm.cdf(m) - 1e-14 <= acc <= norm.cdf(m) + 1e-14  # between the two extremes
+    mo = linear_moments(m, tg, tv, tau)
+    assert mo[0] == pytest.approx(float((1 - r.p) * r.phi + r.p * r.psi), abs=1e-14)
+    assert mo[1] >= 0 and mo[3] >= 0 and mo[1] * mo[3] >= mo[2] ** 2 - 1e-14  # PSD
+
+
 def test_reflection_and_periodicity():
     base = float(lin_acc(1.2, 0.7, -0.4, 0.3, 0.1))
     assert float(lin_acc(1.2, -0.7, 0.4, 0.3, 0.1)) == pytest.approx(base, abs=1e-14)  # f -> -f
@@ -383,10 +385,11 @@ def test_vmap_grid_equals_loop_and_eager():
 
 def test_no_recompilation_for_new_values():
     # Swept values are traced arguments: new values reuse the one compiled program.
-    f = jax.jit(lambda *args: flip_linear_infinite_data_accuracy(*args))  # a fresh cache
+    flip_acc(1.0, 0.2, 0.2, 0.1, 0.0)
+    before = flip_acc._cache_size()
     for p in (0.1, 0.3, 0.6):
-        f(jnp.float64(1.0), jnp.float64(p), jnp.float64(0.2), jnp.float64(0.1), jnp.float64(0.0))
-    assert f._cache_size() == 1
+        flip_acc(1.3, p, -0.2, 0.4, 0.5)
+    assert flip_acc._cache_size() == before
 
 
 def _as_vector(fn):

@@ -163,7 +163,7 @@ def linear_phase(scale: str, out: str, progress: bool = True) -> list[str]:
     n_t, n_tau = _pick(scale, (9, 7), (121, 81), (361, 241))
     d, seeds, n, n_sim = _pick(scale, (16, 2, 256, 3), (50, 8, 20000, 5), (200, 32, 200000, 9))
     theta_gen, snr = math.pi / 3, 1.0
-    tv = np.linspace(-math.pi / 2, math.pi / 2, n_t)
+    tv = np.linspace(-math.pi, math.pi, n_t)
     taus = np.linspace(-1.0, 3.0, n_tau)
     theory = Sweep(
         "linear_phase",
@@ -172,7 +172,7 @@ def linear_phase(scale: str, out: str, progress: bool = True) -> list[str]:
     )
     sims = Sweep(
         "linear_phase_sim",
-        axes={"theta_ver": np.linspace(-math.pi / 3, math.pi / 3, n_sim), "tau": np.linspace(-0.5, 2.0, n_sim)},
+        axes={"theta_ver": np.linspace(-2 * math.pi / 3, 2 * math.pi / 3, n_sim), "tau": np.linspace(-0.5, 2.0, n_sim)},
         fixed={"snr": snr, "theta_gen": theta_gen, "lam": 0.1, "n": n, "d": d},
         spec={"generator": "linear"},
         seeds=seeds,

@@ -136,8 +136,8 @@ def linear_keep_rates(
     underflows to 0 once ``m |cos(theta_gen)| > ~38``. Where the denominator of ``phi``
     (``1 - p``) or of ``psi`` (``p``) is 0 in float64 the rate is conditional on an event of
     probability zero and NaN is returned. The bivariate CDF is accurate in absolute terms
-    (~1e-15), so ``psi`` loses relative accuracy once ``p`` is tiny (about 1e-14 relative at
-    ``p = Phi(-8)``).
+    (~1e-15) rather than relative ones, so ``psi`` loses digits as ``p`` gets tiny: measured
+    errors ~3e-14 at ``m cos(theta_gen) = 5``, ~3e-13 at 8, ~1e-11 at 12.
 
     Args:
         snr: ``m = ||mu||`` >= 0.
