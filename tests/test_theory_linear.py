@@ -35,6 +35,7 @@ lin_acc = jax.jit(linear_infinite_data_accuracy)
 flip_acc = jax.jit(flip_linear_infinite_data_accuracy)
 lin_rates = jax.jit(linear_keep_rates)
 flip_rates = jax.jit(flip_linear_keep_rates)
+phi_psi_acc = jax.jit(infinite_data_accuracy)  # the phi-psi theory, for comparison
 
 
 def on_grid(fn, *args):
@@ -192,7 +193,8 @@ def test_keep_rates_agree_with_wedge_masses():
     m, tg, tv, tau = 1.3, 0.4, -0.7, 0.3
     r = lin_rates(m, tg, tv, tau)
     kept = linear_moments(m, tg, tv, tau)[0]
-    assert kept == pytest.approx(float((1 - r.p) * r.phi + r.p * r.psi), abs=1e-15)
+    p, phi, psi = map(float, r)
+    assert kept == pytest.approx((1 - p) * phi + p * psi, abs=1e-15)
 
 
 def test_x_dependent_selection_beats_the_phi_psi_prediction():
@@ -203,7 +205,7 @@ def test_x_dependent_selection_beats_the_phi_psi_prediction():
     m, p, tv, tau = 1.0, 0.8, 0.0, -1.0
     rates = flip_rates(m, p, tv, tau)
     assert float(rates.p_star) < p
-    assert float(infinite_data_accuracy(m, p, rates.phi, rates.psi)) == pytest.approx(norm.cdf(-m))
+    assert phi_psi_acc(m, p, float(rates.phi), float(rates.psi)) == pytest.approx(norm.cdf(-m))
     theory = float(flip_acc(m, p, tv, tau, 0.0))
     assert theory == pytest.approx(norm.cdf(m), abs=1e-14)
     x, _, y_gen, keep = simulate(5, m, tv, tau, p=p)
@@ -220,7 +222,7 @@ def test_keep_all_flip_is_the_phi_psi_limit():
     tv = np.array([0.0, 1.0, -2.0])[None, None, :, None]
     lam = np.array([0.0, 0.7])
     got = on_grid(flip_acc, m, p, tv, -np.inf, lam)
-    want = np.broadcast_to(infinite_data_accuracy(m, p, 1.0, 1.0), got.shape)
+    want = np.broadcast_to(on_grid(phi_psi_acc, m, p, 1.0, 1.0), got.shape)
     np.testing.assert_allclose(got, want, atol=1e-14)
     rates = on_grid(flip_rates, m[..., 0], p[..., 0], tv[..., 0], -np.inf)
     assert np.all(rates[..., 1:] == 1.0)  # phi = psi = 1
@@ -273,7 +275,7 @@ def test_all_aligned_agrees_with_phi_psi():
     got = on_grid(lin_acc, m, 0.0, 0.0, tau, 0.0)
     r = on_grid(lin_rates, m, 0.0, 0.0, tau)
     np.testing.assert_allclose(got, np.broadcast_to(norm.cdf(m), got.shape), atol=1e-14)
-    phi_psi = infinite_data_accuracy(m, r[..., 0], r[..., 1], r[..., 2])
+    phi_psi = on_grid(phi_psi_acc, m, r[..., 0], r[..., 1], r[..., 2])
     np.testing.assert_allclose(got, phi_psi, atol=1e-14)
 
 
@@ -347,7 +349,8 @@ def test_outputs_are_probabilities(m, tg, tv, tau, lam):
     acc = float(lin_acc(m, tg, tv, tau, lam))
     assert 1.0 - norm.cdf(m) - 1e-14 <= acc <= norm.cdf(m) + 1e-14  # between the two extremes
     mo = linear_moments(m, tg, tv, tau)
-    assert mo[0] == pytest.approx(float((1 - r.p) * r.phi + r.p * r.psi), abs=1e-14)
+    p, phi, psi = map(float, r)
+    assert mo[0] == pytest.approx((1 - p) * phi + p * psi, abs=1e-14)
     assert mo[1] >= 0 and mo[3] >= 0 and mo[1] * mo[3] >= mo[2] ** 2 - 1e-14  # PSD
 
 
