@@ -11,6 +11,9 @@ those parameters determine for a single round:
   (selection depends on x: no finite-n/d formula);
 * linear generator: ``generator_accuracy``, the exact keep rates, ``infinite_data_accuracy``.
 
+The noisy oracle (``phi``, ``psi``) and the linear margin test act together (a sample is kept
+when both keep it), exactly as in the simulation.
+
 Entries that do not apply to a point are NaN. The ridge generator and multi-round runs have no
 closed form here: only the rate-based quantities are returned for them.
 """
@@ -43,7 +46,6 @@ def predict(params: Mapping[str, Any], generator: str = "flip") -> dict[str, np.
     v = {k: np.broadcast_to(a, shape) for k, a in v.items()}
     tau, snr = v["tau"], v["snr"]
     linear_test = np.isfinite(tau) | (tau == np.inf)
-    nan = np.full(shape, np.nan)
     out: dict[str, np.ndarray] = {"bayes_accuracy": np.asarray(T.bayes_accuracy(snr))}
 
     if generator == "flip":
@@ -60,14 +62,13 @@ def predict(params: Mapping[str, Any], generator: str = "flip") -> dict[str, np.
         out["keep_fraction"] = np.asarray(T.keep_fraction(p, phi_s, psi_s)) * rates_ok
         out["effective_noise"] = np.where(rates_ok, np.asarray(T.effective_noise(p, phi_s, psi_s)), np.nan)
         phipsi_limit = np.asarray(T.infinite_data_accuracy(snr, p, phi_s, psi_s))
-        pure_oracle = (phi == 1.0) & (psi == 1.0)
         lin_limit = np.asarray(
-            T.flip_linear_infinite_data_accuracy(snr, p, v["theta_ver"], np.where(linear_test, tau, 0.0), v["lam"])
+            T.flip_linear_infinite_data_accuracy(
+                snr, p, v["theta_ver"], np.where(linear_test, tau, 0.0), v["lam"], phi, psi
+            )
         )
-        # phi-psi limit for the oracle part alone; the exact x-dependent limit for a pure linear test
-        out["infinite_data_accuracy"] = np.where(
-            linear_test, np.where(pure_oracle, lin_limit, nan), phipsi_limit
-        )
+        # selection independent of x: the phi-psi limit; with the margin test: the exact limit
+        out["infinite_data_accuracy"] = np.where(linear_test, lin_limit, phipsi_limit)
         n_real = v["n_real"] * v["mix_real"]
         ridge = np.asarray(
             T.shifted_mixed_ridge_accuracy(
@@ -78,13 +79,16 @@ def predict(params: Mapping[str, Any], generator: str = "flip") -> dict[str, np.
         )
         out["ridge_accuracy"] = np.where(linear_test | ~rates_ok, np.nan, ridge)
     elif generator == "linear":
-        lin = T.linear_keep_rates(snr, v["theta_gen"], v["theta_ver"], np.where(linear_test, tau, -np.inf))
+        tau_lin = np.where(linear_test, tau, -np.inf)
+        lin = T.linear_keep_rates(snr, v["theta_gen"], v["theta_ver"], tau_lin)
         out["generator_accuracy"] = 1.0 - np.asarray(lin.p)
-        out["p"], out["phi"], out["psi"] = (np.asarray(a) for a in (lin.p, lin.phi, lin.psi))
+        # the noisy-oracle part (phi, psi) keeps independently of the margin test
+        out["p"] = np.asarray(lin.p)
+        out["phi"], out["psi"] = v["phi"] * np.asarray(lin.phi), v["psi"] * np.asarray(lin.psi)
         with np.errstate(invalid="ignore", divide="ignore"):
             out["breakdown_point"] = out["phi"] / (out["phi"] + out["psi"])
         out["infinite_data_accuracy"] = np.asarray(
-            T.linear_infinite_data_accuracy(snr, v["theta_gen"], v["theta_ver"], np.where(linear_test, tau, -np.inf), v["lam"])
+            T.linear_infinite_data_accuracy(snr, v["theta_gen"], v["theta_ver"], tau_lin, v["lam"], v["phi"], v["psi"])
         )
     elif generator != "ridge":
         raise ValueError(f"generator must be one of flip, linear, ridge, got {generator!r}")

@@ -100,28 +100,33 @@ def transition(results_dir: str, out_dir: str):
 
 def datasize(results_dir: str, out_dir: str):
     _style()
-    r = _load(results_dir, "gmm_datasize")
     clean = _load(results_dir, "gmm_datasize_clean")
-    names = r.meta["cases"]
-    n = r.axes["n"]
-    fig, ax = plt.subplots(figsize=(7, 4.5), constrained_layout=True)
-    colors = dict(zip(names, sns.color_palette("deep", len(names))))
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True, constrained_layout=True)
     best = {}
-    for i, name in enumerate(names):
-        m, se = r["sim_mean/acc"][i, :, 0], r["sim_se/acc"][i, :, 0]
-        ax.errorbar(n, m, yerr=2 * se, marker="o", ms=3.5, capsize=2, color=colors[name], label=name)
-        lim = r["theory/infinite_data_accuracy"][i, -1]
-        ax.axhline(lim, color=colors[name], ls=":", lw=1)
-        best[name] = float(n[int(np.argmax(m))])
-    ax.errorbar(n, clean["sim_mean/acc"][:, 0], yerr=2 * clean["sim_se/acc"][:, 0], color="k", marker="s", ms=3, capsize=2, label="clean labels")
-    gen = r["theory/generator_accuracy"][0, 0]
-    ax.axhline(gen, color="grey", ls="--", label=f"generator ({gen:.3f})")
-    ax.set_xscale("log")
-    ax.set_xlabel("synthesized samples n (pruned ones included)")
-    ax.set_ylabel("test accuracy")
-    fx = r.meta["sweep"]["fixed"]
-    ax.set_title(f"Linear generator at {fx['theta_gen']:.3g} rad, d = {fx['d']:g}; dotted: exact infinite-data limits", fontsize=10)
-    ax.legend(fontsize=8)
+    for ax, gen in zip(axes, ("flip", "linear")):
+        r = _load(results_dir, f"gmm_datasize_{gen}")
+        names, n = r.meta["cases"], r.axes["n"]
+        colors = sns.color_palette("deep", len(names))
+        for i, name in enumerate(names):
+            m, se = r["sim_mean/acc"][i, :, 0], r["sim_se/acc"][i, :, 0]
+            ax.errorbar(n, m, yerr=2 * se, marker="o", ms=3.5, capsize=2, color=colors[i], label=name)
+            ax.axhline(r["theory/infinite_data_accuracy"][i, -1], color=colors[i], ls=":", lw=1.2)
+            best[f"{gen}/{name}"] = float(n[int(np.argmax(m))])
+        ax.errorbar(n, clean["sim_mean/acc"][:, 0], yerr=2 * clean["sim_se/acc"][:, 0], color="k",
+                    marker="s", ms=3, capsize=2, label="clean labels")
+        ax.axhline(float(clean["theory/bayes_accuracy"][0]), color="k", ls=":", lw=0.8)
+        fx = r.meta["sweep"]["fixed"]
+        if gen == "linear":
+            g = float(r["theory/generator_accuracy"][0, 0])
+            ax.axhline(g, color="grey", ls="--", label=f"generator ({g:.3f})")
+            ax.set_title(f"(b) linear generator at {fx['theta_gen']:.3g} rad", fontsize=10)
+        else:
+            ax.set_title(f"(a) i.i.d. label flips, p = {fx['p']:g} (label accuracy {1 - fx['p']:g})", fontsize=10)
+        ax.set_xscale("log")
+        ax.set_xlabel("synthesized samples n (pruned ones included)")
+        ax.legend(fontsize=8, loc="lower right")
+    axes[0].set_ylabel("test accuracy")
+    fig.suptitle(f"Accuracy vs synthesized data (d = {fx['d']:g}, snr = {fx['snr']:g}); dotted: exact infinite-data limits")
     return _save(fig, out_dir, "gmm_datasize"), {"best n per verifier": best}
 
 

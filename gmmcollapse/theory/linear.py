@@ -361,8 +361,11 @@ def _stack(*pieces: Array) -> Array:
     return jnp.stack(pieces, axis=-1)
 
 
-def _linear_pieces(m, tg, tv, tau):
-    """Kept pieces of the linear generator, given y = +1: labels +1 and -1 on a trailing axis."""
+def _linear_pieces(m, tg, tv, tau, phi=1.0, psi=1.0):
+    """Kept pieces of the linear generator, given y = +1: labels +1 and -1 on a trailing axis.
+
+    ``phi``/``psi`` are the independent noisy-oracle keep rates applied on top of the margin
+    test (1, 1 for a pure linear verifier)."""
     a_g = m * jnp.cos(tg)
     a_v = m * jnp.cos(tv)
     one = jnp.ones_like(m)
@@ -372,10 +375,10 @@ def _linear_pieces(m, tg, tv, tau):
         _stack(tv, tv + math.pi),  # {V >= tau};  {V <= -tau} = {-w_ver.Z >= tau + a_v}
         _stack(tau - a_v, tau + a_v),
     )
-    return _stack(one, -one), _stack(one, one), wedges
+    return _stack(one, -one), _stack(phi * one, psi * one), wedges
 
 
-def _flip_pieces(m, p, tv, tau):
+def _flip_pieces(m, p, tv, tau, phi=1.0, psi=1.0):
     """Kept pieces of the flip generator, given y = +1 (half-planes; weights 1 - p and p)."""
     a_v = m * jnp.cos(tv)
     one = jnp.ones_like(m)
@@ -386,7 +389,7 @@ def _flip_pieces(m, p, tv, tau):
         _stack(tv + 0.5 * math.pi, tv + 1.5 * math.pi),
         _stack(far, far),
     )
-    return _stack(one, -one), _stack(1.0 - p, p), wedges
+    return _stack(one, -one), _stack((1.0 - p) * phi, p * psi), wedges
 
 
 def linear_infinite_data_accuracy(
@@ -395,6 +398,8 @@ def linear_infinite_data_accuracy(
     theta_ver: ArrayLike,
     tau: ArrayLike,
     lam: ArrayLike = 0.0,
+    phi: ArrayLike = 1.0,
+    psi: ArrayLike = 1.0,
 ) -> Array:
     r"""Exact accuracy of ridge trained on infinitely many linear-generator samples, pruned.
 
@@ -424,6 +429,9 @@ def linear_infinite_data_accuracy(
         theta_gen, theta_ver: generator and verifier angles (radians, finite).
         tau: verifier margin, any real or ``+-inf`` (``-inf`` keeps all, ``+inf`` nothing).
         lam: ridge strength >= 0 (0 = least squares).
+        phi, psi: keep rates of an independent noisy oracle applied together with the margin
+            test (correct / wrong labels); 1, 1 (default) for a pure linear verifier, 1, 0 for
+            the oracle on the linear generator's labels (``tau = -inf`` then).
 
     Returns:
         The signed accuracy in [0, 1]; 1/2 when nothing is kept.
@@ -435,13 +443,15 @@ def linear_infinite_data_accuracy(
     """
     check_range("theta_gen", theta_gen)
     _check_common(snr, theta_ver, tau, lam)
-    return _linear_accuracy(_f(snr), _f(theta_gen), _f(theta_ver), _f(tau), _f(lam))
+    check_range("phi", phi, 0.0, 1.0)
+    check_range("psi", psi, 0.0, 1.0)
+    return _linear_accuracy(_f(snr), _f(theta_gen), _f(theta_ver), _f(tau), _f(lam), _f(phi), _f(psi))
 
 
 @jax.jit
-def _linear_accuracy(m, tg, tv, tau, lam) -> Array:
-    m, tg, tv, tau, lam = jnp.broadcast_arrays(m, tg, tv, tau, lam)
-    return _ridge_accuracy(m, lam, _kept_moments(m, _linear_pieces(m, tg, tv, tau)))
+def _linear_accuracy(m, tg, tv, tau, lam, phi, psi) -> Array:
+    m, tg, tv, tau, lam, phi, psi = jnp.broadcast_arrays(m, tg, tv, tau, lam, phi, psi)
+    return _ridge_accuracy(m, lam, _kept_moments(m, _linear_pieces(m, tg, tv, tau, phi, psi)))
 
 
 def flip_linear_infinite_data_accuracy(
@@ -450,6 +460,8 @@ def flip_linear_infinite_data_accuracy(
     theta_ver: ArrayLike,
     tau: ArrayLike,
     lam: ArrayLike = 0.0,
+    phi: ArrayLike = 1.0,
+    psi: ArrayLike = 1.0,
 ) -> Array:
     r"""Exact infinite-data ridge accuracy for the flip generator pruned by a linear verifier.
 
@@ -473,6 +485,8 @@ def flip_linear_infinite_data_accuracy(
         theta_ver: verifier angle (radians, finite).
         tau: verifier margin, any real or ``+-inf``.
         lam: ridge strength >= 0.
+        phi, psi: keep rates of an independent noisy oracle applied together with the margin
+            test (default 1, 1: a pure linear verifier).
 
     Returns:
         The signed accuracy in [0, 1]; 1/2 when nothing is kept.
@@ -483,10 +497,12 @@ def flip_linear_infinite_data_accuracy(
     """
     check_range("p", p, 0.0, 1.0)
     _check_common(snr, theta_ver, tau, lam)
-    return _flip_accuracy(_f(snr), _f(p), _f(theta_ver), _f(tau), _f(lam))
+    check_range("phi", phi, 0.0, 1.0)
+    check_range("psi", psi, 0.0, 1.0)
+    return _flip_accuracy(_f(snr), _f(p), _f(theta_ver), _f(tau), _f(lam), _f(phi), _f(psi))
 
 
 @jax.jit
-def _flip_accuracy(m, p, tv, tau, lam) -> Array:
-    m, p, tv, tau, lam = jnp.broadcast_arrays(m, p, tv, tau, lam)
-    return _ridge_accuracy(m, lam, _kept_moments(m, _flip_pieces(m, p, tv, tau)))
+def _flip_accuracy(m, p, tv, tau, lam, phi, psi) -> Array:
+    m, p, tv, tau, lam, phi, psi = jnp.broadcast_arrays(m, p, tv, tau, lam, phi, psi)
+    return _ridge_accuracy(m, lam, _kept_moments(m, _flip_pieces(m, p, tv, tau, phi, psi)))
