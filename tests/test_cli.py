@@ -76,13 +76,14 @@ def test_theory_linear_functions_appear_with_angles_and_threshold(capsys):
     got = _json(capsys, "theory", *POINT, "--theta-gen", tg, "--theta-ver", tv, "--tau", tau)
     lin = T.linear_keep_rates(SNR, tg, tv, tau)
     assert got["linear_keep_rates"] == {k: float(v) for k, v in lin._asdict().items()}
+    # --phi/--psi act as a noisy oracle on top of the margin test, as in the simulation
     assert got["linear_infinite_data_accuracy"] == float(
-        T.linear_infinite_data_accuracy(SNR, tg, tv, tau)
+        T.linear_infinite_data_accuracy(SNR, tg, tv, tau, phi=PHI, psi=PSI)
     )
     flip = T.flip_linear_keep_rates(SNR, P, tv, tau)
     assert got["flip_linear_keep_rates"] == {k: float(v) for k, v in flip._asdict().items()}
     assert got["flip_linear_infinite_data_accuracy"] == float(
-        T.flip_linear_infinite_data_accuracy(SNR, P, tv, tau)
+        T.flip_linear_infinite_data_accuracy(SNR, P, tv, tau, phi=PHI, psi=PSI)
     )
 
 

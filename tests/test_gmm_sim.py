@@ -1,8 +1,8 @@
 """The Gaussian-mixture simulation: learners vs NumPy/SciPy, primal == dual, vmapped == looped,
 no recompilation, verifier and generator semantics vs closed forms, rounds, validation.
 
-Every distinct (SimSpec, parameter shapes, seed count) compiles once (~2 s on a laptop CPU), so
-the tests share a few module-level specs and one seed count per spec.
+Every distinct (SimSpec, parameter shapes, seed count) compiles once (1.5-3 s on a 2-core CPU),
+so the tests share a few module-level specs and one seed count per spec.
 """
 
 import dataclasses
@@ -29,7 +29,7 @@ from gmmcollapse.gmm import (
     sufficient_stats,
     summarize,
 )
-from gmmcollapse.gmm.simulate import TRACE_COUNT
+from gmmcollapse.gmm.simulate import TRACE_COUNT, _per_class
 
 # The workhorse: one round, flip generator, primal ridge learner, float64 so that exactness
 # tests are meaningful, room for 5 real samples (unused unless n_real > 0); S seeds for every
@@ -269,12 +269,17 @@ def test_class_specific_rates(key):
     res = _looped(key, make_params(64, 1.0, p=[0.1, 0.4], phi=1.0, psi=[1.0, 1.0]), SPEC, seeds)
     assert abs(float(res.p.mean()) - 0.25) < 5 * math.sqrt(0.25 * 0.75 / (64 * seeds))
     np.testing.assert_allclose(res.gen_acc, 0.75, rtol=1e-12)
-    # which class is which: all flips in class -1, whose wrong samples are always dropped -> psi = 0
+    # p and psi index the same class: all flips in class -1, whose wrong samples are always
+    # dropped -> psi = 0; all flips in class +1, whose wrong samples are always kept -> psi = 1
     res = _looped(key, make_params(64, 1.0, p=[0.0, 0.4], phi=1.0, psi=[1.0, 0.0]), SPEC, seeds)
     np.testing.assert_array_equal(res.psi, 0.0)
-    # all flips in class +1, whose wrong samples are always kept -> psi = 1
     res = _looped(key, make_params(64, 1.0, p=[0.4, 0.0], phi=1.0, psi=[1.0, 0.0]), SPEC, seeds)
     np.testing.assert_array_equal(res.psi, 1.0)
+    # Which entry is class +1 is invisible in the outputs (the model is symmetric under
+    # (x, y) -> (-x, -y)), so check the indexing helper for the documented [+1, -1] order.
+    y = jnp.array([1.0, -1.0, -1.0, 1.0])
+    np.testing.assert_array_equal(_per_class(jnp.array([0.1, 0.4]), y), [0.1, 0.4, 0.4, 0.1])
+    np.testing.assert_array_equal(_per_class(jnp.asarray(0.3), y), [0.3] * 4)
 
 
 def test_linear_verifier_rates_match_closed_form(key):
@@ -310,13 +315,38 @@ def test_linear_generator_and_test_set(key):
         assert abs(float(res.acc_test[0]) - acc) < 4 * math.sqrt(acc * (1 - acc) / 4000)
 
 
+# the ridge generator (trained on real data), two accumulating rounds
+RIDGE_GEN = SimSpec(
+    n_max=2000, d=4, generator="ridge", rounds=2, data="accumulate", n_real_max=20, dtype="float64"
+)
+
+
 def test_ridge_generator(key):
-    spec = SimSpec(n_max=2000, d=4, generator="ridge", n_real_max=20)
-    res = simulate(key, make_params(2000, 1.5, n_real=20, lam_gen=0.1), spec)
+    res = simulate(key, make_params(2000, 1.5, n_real=20, lam_gen=0.1), RIDGE_GEN)
     gen = float(res.gen_acc[0])
     assert 0.5 < gen < 1.0
     assert gen <= norm.cdf(1.5) + 1e-12  # no linear classifier beats the Bayes rule
     assert abs(float(res.p[0]) - (1 - gen)) < 5 * math.sqrt(gen * (1 - gen) / 2000)
+    # round 1's generator is round 0's model
+    assert float(res.gen_acc[1]) == float(res.acc[0])
+
+
+def test_normaliser_counts_pruned_synthetic_and_real_samples(key):
+    # tau = +inf prunes every synthesized sample, so round r's learner is ridge on the real
+    # data alone, w_r = (G_real + N_r lam I)^{-1} b_real with N_r = (r + 1) n + n_real
+    # (accumulated synthetic samples, pruned ones included, plus the real ones). The ridge
+    # generator is the same estimator with N = n_real and lam_gen, so it reproduces w_r
+    # exactly when lam_gen n_real = lam N_r.
+    n, n_real, lam = 30, 20, 0.1
+    accs = []
+    for r in range(2):
+        lam_gen = lam * ((r + 1) * n + n_real) / n_real
+        kw = {"n_real": n_real, "mix_real": 1.0, "lam": lam, "lam_gen": lam_gen, "tau": np.inf}
+        res = simulate(key, make_params(n, 1.5, **kw), RIDGE_GEN)
+        np.testing.assert_array_equal(res.keep_fraction, 0.0)
+        np.testing.assert_allclose(res.acc[r], res.gen_acc[0], rtol=1e-12)
+        accs.append(float(res.acc[r]))
+    assert accs[0] != accs[1]  # the two normalisers really give different models
 
 
 # ---------------------------------------------------------------------------- rounds
@@ -336,6 +366,11 @@ def test_rounds_replace_and_accumulate(key):
     for r in res.values():
         for f, v in r._asdict().items():
             assert v.shape == (SEEDS_ROUNDS, 3), f
+    # round 0 flips true labels (generator accuracy 1 - p); round r > 0 labels with the
+    # model of round r - 1
+    for r in res.values():
+        np.testing.assert_allclose(r.gen_acc[:, 0], 0.7, rtol=1e-12)
+        np.testing.assert_array_equal(r.gen_acc[:, 1:], r.acc[:, :-1])
     # round 0 sees the same data in both modes; later rounds differ
     _assert_results_close(
         jax.tree.map(lambda v: v[:, 0], res["replace"]),
