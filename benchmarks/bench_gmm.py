@@ -121,13 +121,30 @@ def main(argv=None):
     n, d = 2048, 256
     flops = args.seeds * (2 * n * d * d + d**3 / 3)
     rows = [
-        ("ridge_accuracy, 1000x1000 grid (jit, after compile)", f"{t_jax:.3f} s", f"scalar loop {t_loop:.1f} s", f"{t_loop / t_jax:.0f}x"),
-        (f"simulate, {args.seeds} seeds, d={d}, n={n}", f"{s_jax:.2f} s", f"NumPy loop {s_np:.1f} s", f"{s_np / s_jax:.1f}x"),
+        (
+            "ridge_accuracy, 1000x1000 grid (jit, after compile)",
+            f"{t_jax:.3f} s",
+            f"scalar loop {t_loop:.1f} s",
+            f"{t_loop / t_jax:.0f}x",
+        ),
+        (
+            f"simulate, {args.seeds} seeds, d={d}, n={n}",
+            f"{s_jax:.2f} s",
+            f"NumPy loop {s_np:.1f} s",
+            f"{s_np / s_jax:.1f}x",
+        ),
         ("  simulations per second", f"{args.seeds / s_jax:.0f}", f"{args.seeds / s_np:.0f}", ""),
-        ("  achieved GFLOP/s (Gram + solve)", f"{flops / s_jax / 1e9:.1f}", f"{flops / s_np / 1e9:.1f}", f"peak {peak:.1f}"),
+        (
+            "  achieved GFLOP/s (Gram + solve)",
+            f"{flops / s_jax / 1e9:.1f}",
+            f"{flops / s_np / 1e9:.1f}",
+            f"peak {peak:.1f}",
+        ),
     ]
     widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    print(f"{'benchmark':<{widths[0]}}  {'gmmcollapse':>{widths[1]}}  {'baseline':>{widths[2]}}  ratio")
+    print(
+        f"{'benchmark':<{widths[0]}}  {'gmmcollapse':>{widths[1]}}  {'baseline':>{widths[2]}}  ratio"
+    )
     for r in rows:
         print(f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}")
     print(f"fp32 matmul peak (one 2048^3 NumPy matmul): {peak:.1f} GFLOP/s")

@@ -9,7 +9,7 @@ import jax
 
 jax.config.update("jax_enable_x64", True)
 
-from gmmcollapse import feedback, gmm, sweep, theory  # noqa: E402
+from gmmcollapse import feedback, gmm, sweep, theory
 
 __version__ = "0.1.0"
-__all__ = ["feedback", "gmm", "sweep", "theory", "__version__"]
+__all__ = ["__version__", "feedback", "gmm", "sweep", "theory"]

@@ -18,14 +18,12 @@ from typing import Any
 import jax
 import numpy as np
 
-__all__ = ["check_range", "check_int", "check_not_both_zero", "is_concrete"]
+__all__ = ["check_int", "check_not_both_zero", "check_range", "is_concrete"]
 
 
 def is_concrete(x: Any) -> bool:
     """True when ``x`` holds values we can read now (not a JAX tracer)."""
-    if isinstance(x, jax.core.Tracer):
-        return False
-    return True
+    return not isinstance(x, jax.core.Tracer)
 
 
 def _fmt(v: float) -> str:
@@ -75,7 +73,9 @@ def check_range(
     if bad.any():
         example = arr[bad].flat[0]
         where = "" if arr.ndim == 0 else f" (entry {int(np.flatnonzero(bad.ravel())[0])})"
-        raise ValueError(f"{name} must be a number in {interval}, got {_fmt(float(example))}{where}")
+        raise ValueError(
+            f"{name} must be a number in {interval}, got {_fmt(float(example))}{where}"
+        )
 
 
 def check_int(name: str, value: Any, lo: int = 1, hi: float = math.inf) -> None:

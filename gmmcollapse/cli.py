@@ -120,7 +120,10 @@ def _cmd_theory(args) -> int:
     given = {k: v for k, v in vars(args).items() if k in dict(_FLOAT_FLAGS) and v is not None}
     values = theory_values(given)
     if not values:
-        print("no prediction is determined by these flags (try --snr --p --phi --psi)", file=sys.stderr)
+        print(
+            "no prediction is determined by these flags (try --snr --p --phi --psi)",
+            file=sys.stderr,
+        )
         return 2
     if args.json:
         print(json.dumps({k: _jsonable(v) for k, v in values.items()}))
@@ -138,7 +141,19 @@ def _sim_params(args):
     from gmmcollapse.gmm import make_params
 
     kw = {}
-    for name in ("p", "phi", "psi", "lam", "theta_gen", "theta_ver", "tau", "n_real", "beta", "gamma", "sigma"):
+    for name in (
+        "p",
+        "phi",
+        "psi",
+        "lam",
+        "theta_gen",
+        "theta_ver",
+        "tau",
+        "n_real",
+        "beta",
+        "gamma",
+        "sigma",
+    ):
         v = getattr(args, name, None)
         if v is not None:
             kw[name] = v
@@ -201,7 +216,9 @@ def _cmd_simulate(args) -> int:
     if args.json:
         print(json.dumps(out))
     else:
-        print(f"accuracy  {out['mean']:.6f} +- {out['se']:.6f}  (mean +- SE over {args.seeds} seeds, {time.time() - t0:.2f} s)")
+        print(
+            f"accuracy  {out['mean']:.6f} +- {out['se']:.6f}  (mean +- SE over {args.seeds} seeds, {time.time() - t0:.2f} s)"
+        )
         for k, v in out["measured"].items():
             print(f"{k:<13} {'nan' if v is None else f'{v:.6f}'}")
         if args.rounds > 1:
@@ -221,11 +238,17 @@ def _parse_axis(text: str):
         if ":" in spec:
             parts = spec.split(":")
             a, b, k = float(parts[0]), float(parts[1]), int(parts[2])
-            vals = np.logspace(math.log10(a), math.log10(b), k) if parts[3:] == ["log"] else np.linspace(a, b, k)
+            vals = (
+                np.logspace(math.log10(a), math.log10(b), k)
+                if parts[3:] == ["log"]
+                else np.linspace(a, b, k)
+            )
         else:
             vals = np.array([float(v) for v in spec.split(",")])
     except (ValueError, IndexError):
-        raise ValueError(f"axis {name} must look like name=start:stop:num[:log] or name=v1,v2, got {spec!r}") from None
+        raise ValueError(
+            f"axis {name} must look like name=start:stop:num[:log] or name=v1,v2, got {spec!r}"
+        ) from None
     return name, vals
 
 
@@ -243,19 +266,54 @@ def _cmd_sweep(args) -> int:
             fixed[name] = v
     if args.mix_real:
         fixed["mix_real"] = 1.0
-    spec = {"generator": args.generator, "learner": args.learner, "rounds": args.rounds, "data": args.data, "n_test": args.n_test, "dtype": args.dtype}
-    sweep = Sweep(args.name, axes=axes, fixed={k: v for k, v in fixed.items() if k not in ("n_syn",) and not k.endswith(("_pos", "_neg"))}, spec=spec, seeds=args.seeds, seed=args.seed)
+    spec = {
+        "generator": args.generator,
+        "learner": args.learner,
+        "rounds": args.rounds,
+        "data": args.data,
+        "n_test": args.n_test,
+        "dtype": args.dtype,
+    }
+    sweep = Sweep(
+        args.name,
+        axes=axes,
+        fixed={
+            k: v
+            for k, v in fixed.items()
+            if k not in ("n_syn",) and not k.endswith(("_pos", "_neg"))
+        },
+        spec=spec,
+        seeds=args.seeds,
+        seed=args.seed,
+    )
     theory = None if args.no_theory else (lambda pts: predict(pts, args.generator))
     res = run_sweep(sweep, theory, args.out, progress=not args.quiet)
     print(f"wrote {args.out}: grid {'x'.join(map(str, sweep.shape))}, {res.meta['seconds']:.1f} s")
     names = list(res.axes)
     flat = {k: v.reshape(-1) for k, v in res.axes.items()}
     grids = np.meshgrid(*res.axes.values(), indexing="ij")
-    cols = [k for k in ("theory/ridge_accuracy", "theory/infinite_data_accuracy", "sim_mean/acc", "sim_se/acc") if k in res.data]
+    cols = [
+        k
+        for k in (
+            "theory/ridge_accuracy",
+            "theory/infinite_data_accuracy",
+            "sim_mean/acc",
+            "sim_se/acc",
+        )
+        if k in res.data
+    ]
     if not args.quiet and len(grids[0].reshape(-1)) <= 200:
-        print("  ".join(f"{c:>12}" for c in names + [c.split("/")[-1] if not c.startswith("sim_se") else "se" for c in cols]))
+        print(
+            "  ".join(
+                f"{c:>12}"
+                for c in names
+                + [c.split("/")[-1] if not c.startswith("sim_se") else "se" for c in cols]
+            )
+        )
         for i in range(grids[0].size):
-            row = [g.reshape(-1)[i] for g in grids] + [res[c].reshape(grids[0].size, -1)[i, -1] for c in cols]
+            row = [g.reshape(-1)[i] for g in grids] + [
+                res[c].reshape(grids[0].size, -1)[i, -1] for c in cols
+            ]
             print("  ".join(f"{v:>12.6g}" for v in row))
     del flat
     return 0
@@ -272,7 +330,9 @@ def _cmd_reproduce(args) -> int:
     if args.figure:
         unknown = set(args.figure) - set(names)
         if unknown:
-            raise ValueError(f"figure must be among {', '.join(names)}, got {', '.join(sorted(unknown))}")
+            raise ValueError(
+                f"figure must be among {', '.join(names)}, got {', '.join(sorted(unknown))}"
+            )
         names = [n for n in names if n in args.figure]
     t_all = time.time()
     for name in names:
@@ -295,7 +355,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p_th = sub.add_parser("theory", help="print every prediction the given parameters determine")
     _add_param_flags(p_th)
-    p_th.add_argument("--json", action="store_true", help="print a JSON object keyed by function name")
+    p_th.add_argument(
+        "--json", action="store_true", help="print a JSON object keyed by function name"
+    )
     p_th.set_defaults(func=_cmd_theory)
 
     def sim_flags(p):
@@ -306,18 +368,32 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--learner", choices=("ridge", "logistic"), default="ridge")
         p.add_argument("--rounds", type=int, default=1)
         p.add_argument("--data", choices=("replace", "accumulate"), default="replace")
-        p.add_argument("--mix-real", action="store_true", help="add the n_real real samples to every round")
-        p.add_argument("--n-test", type=int, default=0, help="also report accuracy on this many test samples")
+        p.add_argument(
+            "--mix-real", action="store_true", help="add the n_real real samples to every round"
+        )
+        p.add_argument(
+            "--n-test", type=int, default=0, help="also report accuracy on this many test samples"
+        )
         p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
         p.add_argument("--json", action="store_true", help='print {"mean": ..., "se": ...} as JSON')
 
-    p_sim = sub.add_parser("simulate", help="simulate at one parameter point; mean accuracy and SE over seeds")
+    p_sim = sub.add_parser(
+        "simulate", help="simulate at one parameter point; mean accuracy and SE over seeds"
+    )
     sim_flags(p_sim)
     p_sim.set_defaults(func=_cmd_simulate)
 
-    p_sw = sub.add_parser("sweep", help="theory and simulation over a named grid, written to a .npz file")
+    p_sw = sub.add_parser(
+        "sweep", help="theory and simulation over a named grid, written to a .npz file"
+    )
     sim_flags(p_sw)
-    p_sw.add_argument("--axis", action="append", default=[], metavar="NAME=A:B:K[:log] | NAME=V1,V2", help="a grid axis (repeatable)")
+    p_sw.add_argument(
+        "--axis",
+        action="append",
+        default=[],
+        metavar="NAME=A:B:K[:log] | NAME=V1,V2",
+        help="a grid axis (repeatable)",
+    )
     p_sw.add_argument("--name", default="sweep")
     p_sw.add_argument("--out", default="results/sweep.npz")
     p_sw.add_argument("--no-theory", action="store_true")
@@ -327,8 +403,12 @@ def build_parser() -> argparse.ArgumentParser:
     p_re = sub.add_parser("reproduce", help="run the experiments and regenerate every figure")
     p_re.add_argument("--only", choices=("gmm",), default=None, help="one domain (default: all)")
     p_re.add_argument("--scale", choices=("smoke", "quick", "paper"), default="quick")
-    p_re.add_argument("--figure", action="append", default=None, help="only this figure (repeatable)")
-    p_re.add_argument("--results", default="results/gmm", help="where result files go (default results/gmm)")
+    p_re.add_argument(
+        "--figure", action="append", default=None, help="only this figure (repeatable)"
+    )
+    p_re.add_argument(
+        "--results", default="results/gmm", help="where result files go (default results/gmm)"
+    )
     p_re.add_argument("--out", default="figures/out", help="where figures go (default figures/out)")
     p_re.add_argument("--figures-only", action="store_true", help="redraw from existing results")
     p_re.add_argument("--quiet", action="store_true", help="no progress bars")

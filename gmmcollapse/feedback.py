@@ -35,17 +35,17 @@ from jax.typing import ArrayLike
 from gmmcollapse._validate import check_range
 
 __all__ = [
-    "Selection",
-    "Rates",
-    "from_mask",
-    "prune",
-    "noisy_oracle",
-    "best_of_k",
-    "top_fraction",
-    "random_fraction",
-    "measure",
-    "batched",
     "STRATEGIES",
+    "Rates",
+    "Selection",
+    "batched",
+    "best_of_k",
+    "from_mask",
+    "measure",
+    "noisy_oracle",
+    "prune",
+    "random_fraction",
+    "top_fraction",
 ]
 
 
@@ -180,7 +180,9 @@ def top_fraction(scores: ArrayLike, r: ArrayLike, eligible: ArrayLike | None = N
     inner = best_of_k(scores, eligible)
     s = _as2d(scores)
     n = s.shape[0]
-    best_score = jnp.where(inner.kept, jnp.max(jnp.where(inner.mask, s, -jnp.inf), axis=1), -jnp.inf)
+    best_score = jnp.where(
+        inner.kept, jnp.max(jnp.where(inner.mask, s, -jnp.inf), axis=1), -jnp.inf
+    )
     # inputs without an eligible candidate go last even when a kept one's best score is -inf
     order = jnp.lexsort((-best_score, ~inner.kept))
     rank = jnp.empty((n,), jnp.int32).at[order].set(jnp.arange(n, dtype=jnp.int32))
@@ -214,7 +216,9 @@ def _ratio(a: Array, b: Array) -> Array:
     return jnp.where(b > 0, a / jnp.where(b > 0, b, 1), jnp.nan)
 
 
-def measure(selection: Selection | ArrayLike, correct: ArrayLike, valid: ArrayLike | None = None) -> Rates:
+def measure(
+    selection: Selection | ArrayLike, correct: ArrayLike, valid: ArrayLike | None = None
+) -> Rates:
     """Measured keep rates of a selection against ground-truth correctness.
 
     Counts run over candidates (all ``n k`` of them, or those with ``valid``), so for

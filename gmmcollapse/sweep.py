@@ -29,8 +29,9 @@ import platform
 import tempfile
 import time
 import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -40,7 +41,7 @@ from gmmcollapse._validate import check_int
 from gmmcollapse.gmm.simulate import _simulate
 from gmmcollapse.gmm.spec import _DEFAULTS, GMMParams, SimSpec, make_params, validate_params
 
-__all__ = ["Sweep", "Results", "run_sweep", "grid_points", "load_results", "save_results"]
+__all__ = ["Results", "Sweep", "grid_points", "load_results", "run_sweep", "save_results"]
 
 #: GMMParams fields plus the static sizes a sweep may vary
 PARAM_NAMES = set(GMMParams._fields) | {"d"}
@@ -115,7 +116,9 @@ class Sweep:
             for part in parts:
                 if k not in part:
                     if k not in _DEFAULTS:  # n, snr, d have no default
-                        raise ValueError(f"{k} is set by some cases only: give it in every case or in fixed")
+                        raise ValueError(
+                            f"{k} is set by some cases only: give it in every case or in fixed"
+                        )
                     n = len(next(iter(part.values()))) if part else 1
                     part[k] = np.full((n,), _DEFAULTS[k], dtype=np.float64)
         return {k: np.concatenate([p[k] for p in parts]) for k in keys}
@@ -124,11 +127,15 @@ class Sweep:
         d = asdict(self)
         d["axes"] = {k: np.atleast_1d(v).tolist() for k, v in self.axes.items()}
         d["fixed"] = {k: np.asarray(v).tolist() for k, v in self.fixed.items()}
-        d["cases"] = {c: {k: np.asarray(v).tolist() for k, v in kv.items()} for c, kv in self.cases.items()}
+        d["cases"] = {
+            c: {k: np.asarray(v).tolist() for k, v in kv.items()} for c, kv in self.cases.items()
+        }
         return d
 
 
-def grid_points(axes: Mapping[str, Any], fixed: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
+def grid_points(
+    axes: Mapping[str, Any], fixed: Mapping[str, Any] | None = None
+) -> dict[str, np.ndarray]:
     """Flatten the Cartesian product of ``axes`` into arrays of length G (C order).
 
     Fixed values are broadcast to a leading G axis (per-class rates keep their trailing 2).
@@ -212,29 +219,32 @@ def _sim_group(key, pts: dict[str, np.ndarray], spec: SimSpec, seeds: int, chunk
     g = len(pts["n"])
     params = make_params(**{k: v for k, v in pts.items() if k != "d"})
     # defaults come back as scalars: give every leaf the leading grid axis
-    params = jax.tree.map(lambda a: jnp.broadcast_to(a, (g,) + a.shape) if a.ndim == 0 else a, params)
+    params = jax.tree.map(
+        lambda a: jnp.broadcast_to(a, (g,) + a.shape) if a.ndim == 0 else a, params
+    )
     keys = jax.random.split(key, seeds)
     run = _grid_run
     means, ses = [], []
     for start in range(0, g, chunk):
         idx = np.arange(start, start + chunk)
         idx = np.minimum(idx, g - 1)  # pad the last chunk by repeating its last point
-        sub = jax.tree.map(lambda a: a[idx], params)
+        sub = jax.tree.map(lambda a, i=idx: a[i], params)
         res = run(keys, sub, spec)
         valid = min(chunk, g - start)
-        res = jax.tree.map(lambda a: np.asarray(a)[:valid], res)
+        res = jax.tree.map(lambda a, v=valid: np.asarray(a)[:v], res)
         with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
             # all-NaN slices (e.g. psi when no label was wrong) stay NaN, silently
             warnings.simplefilter("ignore", RuntimeWarning)
             means.append({k: np.nanmean(v, axis=1) for k, v in res._asdict().items()})
             ses.append(
                 {
-                    k: np.nanstd(v, axis=1, ddof=1) / np.sqrt(np.maximum(np.sum(~np.isnan(v), axis=1), 1))
+                    k: np.nanstd(v, axis=1, ddof=1)
+                    / np.sqrt(np.maximum(np.sum(~np.isnan(v), axis=1), 1))
                     for k, v in res._asdict().items()
                 }
             )
         progress(valid)
-    cat = lambda parts: {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}  # noqa: E731
+    cat = lambda parts: {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     return cat(means), cat(ses)
 
 
@@ -297,7 +307,9 @@ def run_sweep(
     if sweep.seeds:
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=g, desc=f"sweep {sweep.name}", unit="pt", disable=not progress, leave=False)
+        bar = tqdm(
+            total=g, desc=f"sweep {sweep.name}", unit="pt", disable=not progress, leave=False
+        )
         key = jax.random.key(sweep.seed)
         rounds = int(base.get("rounds", 1))
         fields = None
@@ -306,7 +318,9 @@ def run_sweep(
         paths = {}
         for k, idx in groups.items():
             spec = specs[k]
-            per_point = sweep.seeds * (spec.n_max * spec.d + spec.d * spec.d + spec.n_real_max * spec.d) * 8
+            per_point = (
+                sweep.seeds * (spec.n_max * spec.d + spec.d * spec.d + spec.n_real_max * spec.d) * 8
+            )
             chunk = sweep.chunk or int(max(1, min(len(idx), sweep.memory_budget // per_point)))
             sub = {name: v[idx] for name, v in pts.items()}
             m, s = _sim_group(key, sub, spec, sweep.seeds, chunk, bar.update)

@@ -10,7 +10,8 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 def key():
     return jax.random.key(0)
 
-from hypothesis import settings  # noqa: E402
+
+from hypothesis import settings
 
 # JAX compiles on first call, which can exceed hypothesis' per-example deadline.
 settings.register_profile("gmmcollapse", deadline=None, max_examples=50)

@@ -407,6 +407,11 @@ def test_logistic_learner_in_simulation(key, data, rounds):
     # clean labels, 300 samples in d = 5: close to the Bayes accuracy Phi(2) = 0.977
     assert (np.asarray(res.acc) > 0.95).all()
     assert (np.asarray(res.acc) <= norm.cdf(2.0) + 1e-12).all()
+    # pruned rows carry no weight: with every sample pruned (tau = +inf) the loss is the
+    # penalty alone, w = 0, and the exact accuracy of w = 0 is 1/2
+    res = simulate(key, make_params(300, 2.0, lam=0.01, tau=np.inf), spec)
+    np.testing.assert_array_equal(res.keep_fraction, 0.0)
+    np.testing.assert_array_equal(res.acc, 0.5)
 
 
 # ------------------------------------------------------------------------- validation

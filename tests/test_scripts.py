@@ -27,7 +27,10 @@ def _run_script(path: Path, argv: list[str]) -> None:
 def smoke_results(tmp_path_factory):
     results = tmp_path_factory.mktemp("results")
     for name in EXPERIMENTS:
-        _run_script(ROOT / "sims" / f"gmm_{name}.py", ["--scale", "smoke", "--results", str(results), "--quiet"])
+        _run_script(
+            ROOT / "sims" / f"gmm_{name}.py",
+            ["--scale", "smoke", "--results", str(results), "--quiet"],
+        )
     return results
 
 
@@ -42,7 +45,10 @@ def test_sim_then_figure_script(name, smoke_results, tmp_path):
             if key in ("sim_mean/acc", "theory/infinite_data_accuracy", "theory/ridge_accuracy"):
                 finite = arr[np.isfinite(arr)]
                 assert finite.size and np.all((finite >= 0) & (finite <= 1)), key
-    _run_script(ROOT / "figures" / f"gmm_{name}.py", ["--results", str(smoke_results), "--out", str(tmp_path)])
+    _run_script(
+        ROOT / "figures" / f"gmm_{name}.py",
+        ["--results", str(smoke_results), "--out", str(tmp_path)],
+    )
     for ext in ("png", "pdf"):
         out = tmp_path / f"gmm_{name}.{ext}"
         assert out.exists() and out.stat().st_size > 5000

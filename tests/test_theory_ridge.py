@@ -1,5 +1,6 @@
 """Theory of the ridge classifier: closed forms, reductions, limits, and agreement with simulation."""
 
+import itertools
 import math
 
 import jax
@@ -24,7 +25,9 @@ def test_breakdown_point_special_cases():
     assert float(T.breakdown_point(1.0, 1.0)) == 0.5  # no verifier
     assert float(T.breakdown_point(1.0, 0.0)) == 1.0  # oracle
     assert float(T.breakdown_point(0.9, 0.3)) == pytest.approx(0.75, abs=1e-15)
-    np.testing.assert_allclose(T.breakdown_point(jnp.array([1.0, 0.5]), 0.25), [0.8, 2 / 3], rtol=1e-15)
+    np.testing.assert_allclose(
+        T.breakdown_point(jnp.array([1.0, 0.5]), 0.25), [0.8, 2 / 3], rtol=1e-15
+    )
 
 
 @given(p=rates, phi=pos, psi=pos)
@@ -39,8 +42,12 @@ def test_effective_noise_below_half_iff_below_breakdown(p, phi, psi):
 def test_infinite_data_accuracy_three_regimes():
     snr = 1.3
     pstar = float(T.breakdown_point(0.8, 0.4))  # 2/3
-    assert float(T.infinite_data_accuracy(snr, 0.5, 0.8, 0.4)) == pytest.approx(norm.cdf(snr), abs=1e-15)
-    assert float(T.infinite_data_accuracy(snr, 0.9, 0.8, 0.4)) == pytest.approx(norm.cdf(-snr), abs=1e-15)
+    assert float(T.infinite_data_accuracy(snr, 0.5, 0.8, 0.4)) == pytest.approx(
+        norm.cdf(snr), abs=1e-15
+    )
+    assert float(T.infinite_data_accuracy(snr, 0.9, 0.8, 0.4)) == pytest.approx(
+        norm.cdf(-snr), abs=1e-15
+    )
     assert float(T.infinite_data_accuracy(snr, 2 / 3, 0.8, 0.4)) == pytest.approx(0.5, abs=1e-12)
     assert pstar == pytest.approx(2 / 3)
     assert float(T.bayes_accuracy(snr)) == pytest.approx(norm.cdf(snr), abs=1e-15)
@@ -50,8 +57,16 @@ def test_infinite_data_accuracy_three_regimes():
 @given(ratio=st.floats(0.01, 100.0), ratio2=st.floats(0.01, 100.0))
 def test_breakdown_point_monotone_in_ratio(ratio, ratio2):
     # p* = 1 / (1 + psi/phi) decreases in psi/phi
-    a = float(T.breakdown_point(1.0, ratio)) if ratio <= 1 else float(T.breakdown_point(1 / ratio, 1.0))
-    b = float(T.breakdown_point(1.0, ratio2)) if ratio2 <= 1 else float(T.breakdown_point(1 / ratio2, 1.0))
+    a = (
+        float(T.breakdown_point(1.0, ratio))
+        if ratio <= 1
+        else float(T.breakdown_point(1 / ratio, 1.0))
+    )
+    b = (
+        float(T.breakdown_point(1.0, ratio2))
+        if ratio2 <= 1
+        else float(T.breakdown_point(1 / ratio2, 1.0))
+    )
     if ratio < ratio2:
         assert a >= b
     assert 0.0 <= a <= 1.0
@@ -141,7 +156,9 @@ def test_infinite_ratio_limit(p):
     """n/d -> inf gives the infinite-data accuracy; the gap shrinks like d/n."""
     snr, phi, psi, lam, d = 1.5, 0.9, 0.5, 0.3, 100.0
     lim = float(T.infinite_data_accuracy(snr, p, phi, psi))
-    gaps = [abs(float(T.ridge_accuracy(d * r, d, snr, p, phi, psi, lam)) - lim) for r in (1e3, 1e4, 1e5)]
+    gaps = [
+        abs(float(T.ridge_accuracy(d * r, d, snr, p, phi, psi, lam)) - lim) for r in (1e3, 1e4, 1e5)
+    ]
     assert gaps[-1] < 1e-4
     slopes = np.diff(np.log10(gaps))
     np.testing.assert_allclose(slopes, -1.0, atol=0.1)  # error ~ (d/n)^1
@@ -153,17 +170,17 @@ def test_transition_sharpens_with_ratio():
     pstar = 2 / 3
     slopes = []
     for ratio in (1, 10, 100, 1000):
-        f = lambda p: T.ridge_accuracy(200.0 * ratio, 200.0, snr, p, phi, psi, lam)  # noqa: E731
+        f = lambda p, r=ratio: T.ridge_accuracy(200.0 * r, 200.0, snr, p, phi, psi, lam)
         assert float(f(pstar)) == pytest.approx(0.5, abs=1e-12)
         slopes.append(-float(jax.grad(f)(pstar)))
-    assert all(b > a for a, b in zip(slopes, slopes[1:]))
+    assert all(b > a for a, b in itertools.pairwise(slopes))
 
 
 # ---------------------------------------------------------------- transformations
 
 
 def test_jit_vmap_grad():
-    f = lambda p, lam: T.ridge_accuracy(1000.0, 300.0, 1.2, p, 0.9, 0.4, lam)  # noqa: E731
+    f = lambda p, lam: T.ridge_accuracy(1000.0, 300.0, 1.2, p, 0.9, 0.4, lam)
     ps = jnp.linspace(0.0, 1.0, 7)
     looped = np.array([float(f(p, 0.5)) for p in ps])
     np.testing.assert_allclose(jax.vmap(f, (0, None))(ps, 0.5), looped, atol=1e-14)
@@ -172,33 +189,45 @@ def test_jit_vmap_grad():
     h = 1e-6
     fd = (f(0.3 + h, 0.5) - f(0.3 - h, 0.5)) / (2 * h)
     assert float(g[0]) == pytest.approx(float(fd), rel=1e-5)
-    gs = jax.grad(lambda s: T.shifted_mixed_ridge_accuracy(100.0, 800.0, 300.0, 1.5, 0.2, 1.0, 0.4, 0.3, 0.8, 0.5, s))(1.3)
+    gs = jax.grad(
+        lambda s: T.shifted_mixed_ridge_accuracy(
+            100.0, 800.0, 300.0, 1.5, 0.2, 1.0, 0.4, 0.3, 0.8, 0.5, s
+        )
+    )(1.3)
     assert np.isfinite(float(gs))
 
 
 @pytest.mark.parametrize(
     "kwargs, name",
     [
-        (dict(p=1.5), "p"),
-        (dict(p=math.nan), "p"),
-        (dict(phi=-0.1), "phi"),
-        (dict(phi=0.0, psi=0.0), "phi"),
-        (dict(lam=-1.0), "lam"),
-        (dict(lam=0.0), "lam"),
-        (dict(d=0.0), "d"),
-        (dict(n=-5.0), "n"),
-        (dict(snr=math.inf), "snr"),
+        ({"p": 1.5}, "p"),
+        ({"p": math.nan}, "p"),
+        ({"phi": -0.1}, "phi"),
+        ({"phi": 0.0, "psi": 0.0}, "phi"),
+        ({"lam": -1.0}, "lam"),
+        ({"lam": 0.0}, "lam"),
+        ({"d": 0.0}, "d"),
+        ({"n": -5.0}, "n"),
+        ({"snr": math.inf}, "snr"),
     ],
 )
 def test_invalid_inputs_raise_with_parameter_name(kwargs, name):
-    args = dict(n=100.0, d=50.0, snr=1.0, p=0.2, phi=1.0, psi=0.5, lam=0.1)
+    args = {"n": 100.0, "d": 50.0, "snr": 1.0, "p": 0.2, "phi": 1.0, "psi": 0.5, "lam": 0.1}
     args.update(kwargs)
     with pytest.raises(ValueError, match=rf"^{name}\b"):
         T.ridge_accuracy(**args)
 
 
 @settings(max_examples=40, deadline=None)
-@given(n=st.floats(1, 1e6), d=st.floats(1, 1e4), snr=st.floats(0, 10), p=rates, phi=pos, psi=pos, lam=st.floats(1e-4, 100))
+@given(
+    n=st.floats(1, 1e6),
+    d=st.floats(1, 1e4),
+    snr=st.floats(0, 10),
+    p=rates,
+    phi=pos,
+    psi=pos,
+    lam=st.floats(1e-4, 100),
+)
 def test_accuracies_are_probabilities(n, d, snr, p, phi, psi, lam):
     a = float(T.ridge_accuracy(n, d, snr, p, phi, psi, lam))
     assert 0.0 <= a <= 1.0
@@ -225,7 +254,9 @@ SIM_CASES = [
 def test_ridge_accuracy_matches_simulation(case, key):
     n, d, snr, p, phi, psi, lam = case
     spec = SimSpec(n_max=n, d=d)
-    m, se = summarize(over_seeds(key, make_params(n, snr, p=p, phi=phi, psi=psi, lam=lam), spec, 24))
+    m, se = summarize(
+        over_seeds(key, make_params(n, snr, p=p, phi=phi, psi=psi, lam=lam), spec, 24)
+    )
     th = float(T.ridge_accuracy(n, d, snr, p, phi, psi, lam))
     assert abs(float(m.acc[0]) - th) <= 4 * float(se.acc[0]) + 1.0 / d
 
@@ -243,7 +274,19 @@ MIXED_CASES = [
 def test_mixed_and_shifted_match_simulation(case, key):
     nr, ns, d, snr, p, phi, psi, lam, beta, gamma, sigma = case
     spec = SimSpec(n_max=ns, d=d, n_real_max=nr)
-    prm = make_params(ns, snr, p=p, phi=phi, psi=psi, lam=lam, n_real=nr, mix_real=1.0, beta=beta, gamma=gamma, sigma=sigma)
+    prm = make_params(
+        ns,
+        snr,
+        p=p,
+        phi=phi,
+        psi=psi,
+        lam=lam,
+        n_real=nr,
+        mix_real=1.0,
+        beta=beta,
+        gamma=gamma,
+        sigma=sigma,
+    )
     m, se = summarize(over_seeds(key, prm, spec, 24))
     th = float(T.shifted_mixed_ridge_accuracy(nr, ns, d, snr, p, phi, psi, lam, beta, gamma, sigma))
     assert abs(float(m.acc[0]) - th) <= 4 * float(se.acc[0]) + 1.0 / d
@@ -256,6 +299,8 @@ def test_ridge_accuracy_matches_simulation_large_d(case):
     n, d, snr, p, phi, psi, lam = case
     n, d = n * 2, d * 2
     spec = SimSpec(n_max=n, d=d)
-    m, se = summarize(over_seeds(jax.random.key(7), make_params(n, snr, p=p, phi=phi, psi=psi, lam=lam), spec, 64))
+    m, se = summarize(
+        over_seeds(jax.random.key(7), make_params(n, snr, p=p, phi=phi, psi=psi, lam=lam), spec, 64)
+    )
     th = float(T.ridge_accuracy(n, d, snr, p, phi, psi, lam))
     assert abs(float(m.acc[0]) - th) <= 4 * float(se.acc[0]) + 1.0 / d

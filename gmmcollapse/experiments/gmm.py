@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
@@ -23,7 +23,7 @@ from gmmcollapse import theory as T
 from gmmcollapse.gmm.predict import predict
 from gmmcollapse.sweep import Results, Sweep, run_sweep
 
-__all__ = ["EXPERIMENTS", "Experiment", "run_experiment", "SCALES"]
+__all__ = ["EXPERIMENTS", "SCALES", "Experiment", "run_experiment"]
 
 SCALES = ("smoke", "quick", "paper")
 
@@ -61,10 +61,19 @@ def phase(scale: str, out: str, progress: bool = True) -> list[str]:
     psi = np.where(rr <= 1, rr, 1.0)
     data = {
         "theory/infinite_data_accuracy": np.asarray(T.infinite_data_accuracy(snr, pp, phi, psi)),
-        "theory/ridge_accuracy": np.asarray(T.ridge_accuracy(ratio_nd, 1.0, snr, pp, phi, psi, 0.1)),
+        "theory/ridge_accuracy": np.asarray(
+            T.ridge_accuracy(ratio_nd, 1.0, snr, pp, phi, psi, 0.1)
+        ),
         "theory/breakdown_point": np.asarray(T.breakdown_point(phi, psi)),
     }
-    meta = {"name": "phase", "scale": scale, "snr": snr, "n_over_d": ratio_nd, "lam": 0.1, "axis_order": ["p", "ratio"]}
+    meta = {
+        "name": "phase",
+        "scale": scale,
+        "snr": snr,
+        "n_over_d": ratio_nd,
+        "lam": 0.1,
+        "axis_order": ["p", "ratio"],
+    }
     path = os.path.join(out, "gmm_phase.npz")
     Results(axes={"p": p, "ratio": ratio}, data=data, meta=meta).save(path)
     return [path]
@@ -76,7 +85,9 @@ def phase(scale: str, out: str, progress: bool = True) -> list[str]:
 def transition(scale: str, out: str, progress: bool = True) -> list[str]:
     """Accuracy vs p at several n/d: theory curves and simulated points (mean +- SE)."""
     d, seeds, n_pts = _pick(scale, (16, 2, 3), (200, 16, 13), (1000, 64, 41))
-    ratios = np.array(_pick(scale, [1.0, 4.0], [0.5, 2.0, 8.0, 32.0], [0.25, 1.0, 4.0, 16.0, 64.0, 256.0]))
+    ratios = np.array(
+        _pick(scale, [1.0, 4.0], [0.5, 2.0, 8.0, 32.0], [0.25, 1.0, 4.0, 16.0, 64.0, 256.0])
+    )
     fixed = {"d": d, "snr": 1.5, "phi": 1.0, "psi": 0.5, "lam": 0.1}  # p* = 2/3
     sim = Sweep(
         "transition",
@@ -85,8 +96,13 @@ def transition(scale: str, out: str, progress: bool = True) -> list[str]:
         seeds=seeds,
         seed=2,
     )
-    fine = Sweep("transition_theory", axes={"n": ratios * d, "p": np.linspace(0.0, 1.0, 401)}, fixed=fixed)
-    paths = [os.path.join(out, "gmm_transition.npz"), os.path.join(out, "gmm_transition_theory.npz")]
+    fine = Sweep(
+        "transition_theory", axes={"n": ratios * d, "p": np.linspace(0.0, 1.0, 401)}, fixed=fixed
+    )
+    paths = [
+        os.path.join(out, "gmm_transition.npz"),
+        os.path.join(out, "gmm_transition_theory.npz"),
+    ]
     run_sweep(sim, _theory(), paths[0], progress)
     run_sweep(fine, _theory(), paths[1], progress)
     return paths
@@ -103,14 +119,23 @@ def datasize(scale: str, out: str, progress: bool = True) -> list[str]:
     Verifiers: none, the weak linear verifier at pi/12 with margin 0 (keeps a sample iff
     its label agrees with sign(w_ver . x)), and the oracle. Reference: clean labels.
     """
-    d, seeds, n_max_exp, n_pts = _pick(scale, (16, 2, 2.5, 2), (100, 8, 4.5, 11), (1000, 32, 6.0, 25))
+    d, seeds, n_max_exp, n_pts = _pick(
+        scale, (16, 2, 2.5, 2), (100, 8, 4.5, 11), (1000, 32, 6.0, 25)
+    )
     n = np.unique(np.round(np.logspace(2, n_max_exp, n_pts)))
     fixed = {"d": d, "snr": 1.0, "lam": 0.1}
     cases = {"none": NO_VERIFIER, "weak linear (pi/12)": WEAK_LINEAR, "oracle": ORACLE}
     paths = []
     for gen, extra in (("flip", {"p": 0.3}), ("linear", {"theta_gen": math.pi / 3})):
-        sw = Sweep(f"datasize_{gen}", axes={"n": n}, fixed={**fixed, **extra}, cases=cases,
-                   spec={"generator": gen}, seeds=seeds, seed=3)
+        sw = Sweep(
+            f"datasize_{gen}",
+            axes={"n": n},
+            fixed={**fixed, **extra},
+            cases=cases,
+            spec={"generator": gen},
+            seeds=seeds,
+            seed=3,
+        )
         paths.append(os.path.join(out, f"gmm_datasize_{gen}.npz"))
         run_sweep(sw, _theory(gen), paths[-1], progress)
     clean = Sweep("datasize_clean", axes={"n": n}, fixed={**fixed, "p": 0.0}, seeds=seeds, seed=3)
@@ -177,13 +202,19 @@ def linear_phase(scale: str, out: str, progress: bool = True) -> list[str]:
     )
     sims = Sweep(
         "linear_phase_sim",
-        axes={"theta_ver": np.linspace(-2 * math.pi / 3, 2 * math.pi / 3, n_sim), "tau": np.linspace(-0.5, 2.0, n_sim)},
+        axes={
+            "theta_ver": np.linspace(-2 * math.pi / 3, 2 * math.pi / 3, n_sim),
+            "tau": np.linspace(-0.5, 2.0, n_sim),
+        },
         fixed={"snr": snr, "theta_gen": theta_gen, "lam": 0.1, "n": n, "d": d},
         spec={"generator": "linear"},
         seeds=seeds,
         seed=5,
     )
-    paths = [os.path.join(out, "gmm_linear_phase.npz"), os.path.join(out, "gmm_linear_phase_sim.npz")]
+    paths = [
+        os.path.join(out, "gmm_linear_phase.npz"),
+        os.path.join(out, "gmm_linear_phase_sim.npz"),
+    ]
     run_sweep(theory, _theory("linear"), paths[0], progress)
     run_sweep(sims, _theory("linear"), paths[1], progress)
     return paths
@@ -199,7 +230,9 @@ class Experiment:
 EXPERIMENTS = {
     e.name: e
     for e in (
-        Experiment("phase", phase, "phase diagram of accuracy over (p, psi/phi) with the p* boundary"),
+        Experiment(
+            "phase", phase, "phase diagram of accuracy over (p, psi/phi) with the p* boundary"
+        ),
         Experiment("transition", transition, "accuracy vs p at several n/d: theory and simulation"),
         Experiment("datasize", datasize, "accuracy vs number of synthesized samples per verifier"),
         Experiment("rounds", rounds, "accuracy over rounds of iterated retraining"),
@@ -221,7 +254,9 @@ def sim_main(name: str, argv: list[str] | None = None) -> list[str]:
     """Command-line body shared by the ``sims/gmm_<name>.py`` scripts."""
     import argparse
 
-    parser = argparse.ArgumentParser(description=f"Run the GMM experiment {name!r}: {EXPERIMENTS[name].summary}.")
+    parser = argparse.ArgumentParser(
+        description=f"Run the GMM experiment {name!r}: {EXPERIMENTS[name].summary}."
+    )
     parser.add_argument("--scale", choices=SCALES, default="quick")
     parser.add_argument("--results", default="results/gmm")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -1,7 +1,7 @@
 """Finite-n, finite-d simulation of the Gaussian-mixture model of verified synthetic data."""
 
-from gmmcollapse.gmm.predict import predict
 from gmmcollapse.gmm.learners import logistic, ridge_dual, ridge_from_stats, sufficient_stats
+from gmmcollapse.gmm.predict import predict
 from gmmcollapse.gmm.simulate import SimResult, over_grid, over_seeds, simulate, summarize
 from gmmcollapse.gmm.spec import GMMParams, SimSpec, make_params, spec_dict, validate_params
 
@@ -18,7 +18,7 @@ __all__ = [
     "ridge_from_stats",
     "simulate",
     "spec_dict",
-    "summarize",
     "sufficient_stats",
+    "summarize",
     "validate_params",
 ]

@@ -11,7 +11,7 @@ import jax.numpy as jnp
 from jax import Array
 from jax.scipy.linalg import cho_factor, cho_solve
 
-__all__ = ["ridge_from_stats", "ridge_dual", "logistic", "sufficient_stats"]
+__all__ = ["logistic", "ridge_dual", "ridge_from_stats", "sufficient_stats"]
 
 
 def sufficient_stats(x: Array, y: Array, q: Array) -> tuple[Array, Array]:

@@ -20,7 +20,8 @@ closed form here: only the rate-based quantities are returned for them.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -39,9 +40,17 @@ def predict(params: Mapping[str, Any], generator: str = "flip") -> dict[str, np.
             not supported here: use :func:`gmmcollapse.theory.class_infinite_data_accuracy`.
         generator: ``"flip"``, ``"linear"`` or ``"ridge"`` (as in ``SimSpec``).
     """
-    v = {k: np.asarray(params.get(k, _DEFAULTS.get(k)), np.float64) for k in set(_DEFAULTS) | {"n", "d", "snr"}}
-    if any(np.ndim(v[k]) > 1 or (np.ndim(v[k]) == 1 and np.ndim(v["n"]) == 0) for k in ("p", "phi", "psi")):
-        raise ValueError("predict() takes scalar rates per point; class-specific rates are not supported")
+    v = {
+        k: np.asarray(params.get(k, _DEFAULTS.get(k)), np.float64)
+        for k in set(_DEFAULTS) | {"n", "d", "snr"}
+    }
+    if any(
+        np.ndim(v[k]) > 1 or (np.ndim(v[k]) == 1 and np.ndim(v["n"]) == 0)
+        for k in ("p", "phi", "psi")
+    ):
+        raise ValueError(
+            "predict() takes scalar rates per point; class-specific rates are not supported"
+        )
     shape = np.broadcast_shapes(*(np.shape(a) for a in v.values()))
     v = {k: np.broadcast_to(a, shape) for k, a in v.items()}
     tau, snr = v["tau"], v["snr"]
@@ -58,9 +67,13 @@ def predict(params: Mapping[str, Any], generator: str = "flip") -> dict[str, np.
         rates_ok = (phi_eff + psi_eff) > 0
         phi_s, psi_s = np.where(rates_ok, phi_eff, 1.0), np.where(rates_ok, psi_eff, 1.0)
         out["phi"], out["psi"] = phi_eff, psi_eff
-        out["breakdown_point"] = np.where(rates_ok, np.asarray(T.breakdown_point(phi_s, psi_s)), np.nan)
+        out["breakdown_point"] = np.where(
+            rates_ok, np.asarray(T.breakdown_point(phi_s, psi_s)), np.nan
+        )
         out["keep_fraction"] = np.asarray(T.keep_fraction(p, phi_s, psi_s)) * rates_ok
-        out["effective_noise"] = np.where(rates_ok, np.asarray(T.effective_noise(p, phi_s, psi_s)), np.nan)
+        out["effective_noise"] = np.where(
+            rates_ok, np.asarray(T.effective_noise(p, phi_s, psi_s)), np.nan
+        )
         phipsi_limit = np.asarray(T.infinite_data_accuracy(snr, p, phi_s, psi_s))
         lin_limit = np.asarray(
             T.flip_linear_infinite_data_accuracy(
@@ -72,7 +85,17 @@ def predict(params: Mapping[str, Any], generator: str = "flip") -> dict[str, np.
         n_real = v["n_real"] * v["mix_real"]
         ridge = np.asarray(
             T.shifted_mixed_ridge_accuracy(
-                n_real, v["n"], v["d"], snr, p, phi_s, psi_s, v["lam"], v["beta"], v["gamma"], v["sigma"]
+                n_real,
+                v["n"],
+                v["d"],
+                snr,
+                p,
+                phi_s,
+                psi_s,
+                v["lam"],
+                v["beta"],
+                v["gamma"],
+                v["sigma"],
             )
             if np.any(v["sigma"] != 1.0)
             else T.mixed_ridge_accuracy(n_real, v["n"], v["d"], snr, p, phi_s, psi_s, v["lam"])
@@ -88,7 +111,9 @@ def predict(params: Mapping[str, Any], generator: str = "flip") -> dict[str, np.
         with np.errstate(invalid="ignore", divide="ignore"):
             out["breakdown_point"] = out["phi"] / (out["phi"] + out["psi"])
         out["infinite_data_accuracy"] = np.asarray(
-            T.linear_infinite_data_accuracy(snr, v["theta_gen"], v["theta_ver"], tau_lin, v["lam"], v["phi"], v["psi"])
+            T.linear_infinite_data_accuracy(
+                snr, v["theta_gen"], v["theta_ver"], tau_lin, v["lam"], v["phi"], v["psi"]
+            )
         )
     elif generator != "ridge":
         raise ValueError(f"generator must be one of flip, linear, ridge, got {generator!r}")

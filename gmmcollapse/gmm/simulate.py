@@ -23,7 +23,7 @@ from gmmcollapse import feedback
 from gmmcollapse.gmm.learners import logistic, ridge_dual, ridge_from_stats, sufficient_stats
 from gmmcollapse.gmm.spec import GMMParams, SimSpec, validate_params
 
-__all__ = ["SimResult", "simulate", "over_seeds", "over_grid", "summarize", "TRACE_COUNT"]
+__all__ = ["TRACE_COUNT", "SimResult", "over_grid", "over_seeds", "simulate", "summarize"]
 
 #: how many times the run has been traced (for tests that guard against recompilation)
 TRACE_COUNT = {"simulate": 0}
@@ -67,7 +67,9 @@ def _exact_acc(w: Array, snr: Array) -> Array:
 def _sample(key: Array, n_rows: int, d: int, mean: Array, sigma, dtype) -> tuple[Array, Array]:
     ky, kz = jax.random.split(key)
     y = jax.random.rademacher(ky, (n_rows,), dtype=dtype)
-    x = y[:, None] * mean[None, :] + jnp.asarray(sigma, dtype) * jax.random.normal(kz, (n_rows, d), dtype)
+    x = y[:, None] * mean[None, :] + jnp.asarray(sigma, dtype) * jax.random.normal(
+        kz, (n_rows, d), dtype
+    )
     return x, y
 
 
@@ -106,7 +108,9 @@ def _fit(spec: SimSpec, params: GMMParams, carry: _Carry, x, yt, q, real, n_tota
         rows_x = jnp.concatenate([rows_x, x_real])
         rows_y = jnp.concatenate([rows_y, y_real])
         rows_q = jnp.concatenate([rows_q, q_real])
-    return logistic(rows_x, rows_y, rows_q, n_total, params.lam.astype(x.dtype), spec.logistic_steps)
+    return logistic(
+        rows_x, rows_y, rows_q, n_total, params.lam.astype(x.dtype), spec.logistic_steps
+    )
 
 
 def _round(spec: SimSpec, params: GMMParams, real, real_stats, key, r, carry: _Carry):
@@ -134,7 +138,11 @@ def _round(spec: SimSpec, params: GMMParams, real, real_stats, key, r, carry: _C
 
     # --- verify / select with the shared kernel: noisy oracle, then the linear margin test
     oracle = feedback.noisy_oracle(
-        k_ver, correct, _per_class(params.phi, y)[:, None], _per_class(params.psi, y)[:, None], eligible=valid
+        k_ver,
+        correct,
+        _per_class(params.phi, y)[:, None],
+        _per_class(params.psi, y)[:, None],
+        eligible=valid,
     )
     w_ver = _unit(params.theta_ver, d, dtype)
     selection = feedback.prune(yt * (x @ w_ver), params.tau, eligible=oracle.mask)
@@ -142,7 +150,11 @@ def _round(spec: SimSpec, params: GMMParams, real, real_stats, key, r, carry: _C
     rates = feedback.measure(selection, correct, valid=valid)
 
     # --- retrain on this round's (or all rounds') kept data, plus real data if mixed in
-    gram, xty = sufficient_stats(x, yt, q) if spec.learner == "ridge" and not spec.use_dual else (carry.gram, carry.xty)
+    gram, xty = (
+        sufficient_stats(x, yt, q)
+        if spec.learner == "ridge" and not spec.use_dual
+        else (carry.gram, carry.xty)
+    )
     keep_old = spec.data == "accumulate"
     n_syn = params.n + (carry.n_seen if keep_old else 0.0)
     carry = carry._replace(
@@ -152,14 +164,18 @@ def _round(spec: SimSpec, params: GMMParams, real, real_stats, key, r, carry: _C
     )
     if spec.learner == "logistic" and keep_old:
         carry = carry._replace(
-            buf_x=carry.buf_x.at[r].set(x), buf_y=carry.buf_y.at[r].set(yt), buf_q=carry.buf_q.at[r].set(q)
+            buf_x=carry.buf_x.at[r].set(x),
+            buf_y=carry.buf_y.at[r].set(yt),
+            buf_q=carry.buf_q.at[r].set(q),
         )
     mix = params.mix_real.astype(dtype)
     real_x, real_y, real_q = real
     n_total = (n_syn + params.mix_real * params.n_real).astype(dtype)
     fit_carry = carry
     if spec.learner == "ridge" and not spec.use_dual and spec.n_real_max:
-        fit_carry = carry._replace(gram=carry.gram + mix * real_stats[0], xty=carry.xty + mix * real_stats[1])
+        fit_carry = carry._replace(
+            gram=carry.gram + mix * real_stats[0], xty=carry.xty + mix * real_stats[1]
+        )
     w = _fit(spec, params, fit_carry, x, yt, q, (real_x, real_y, real_q * mix), n_total)
 
     acc_test = jnp.nan
@@ -201,11 +217,17 @@ def _simulate(key: Array, params: GMMParams, spec: SimSpec) -> SimResult:
     if spec.generator == "linear":
         w_gen = _unit(params.theta_gen, d, dtype)
     elif spec.generator == "ridge":
-        w_gen = ridge_from_stats(*real_stats, params.n_real.astype(dtype), params.lam_gen.astype(dtype))
+        w_gen = ridge_from_stats(
+            *real_stats, params.n_real.astype(dtype), params.lam_gen.astype(dtype)
+        )
     else:
         w_gen = jnp.zeros((d,), dtype)
 
-    buf_shape = (spec.rounds, spec.n_max) if spec.learner == "logistic" and spec.data == "accumulate" else (0, 0)
+    buf_shape = (
+        (spec.rounds, spec.n_max)
+        if spec.learner == "logistic" and spec.data == "accumulate"
+        else (0, 0)
+    )
     carry = _Carry(
         w_gen=w_gen,
         gram=jnp.zeros((d, d), dtype),

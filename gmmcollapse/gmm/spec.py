@@ -19,7 +19,7 @@ from jax import Array
 
 from gmmcollapse._validate import check_int, check_not_both_zero, check_range
 
-__all__ = ["SimSpec", "GMMParams", "make_params", "validate_params", "spec_dict"]
+__all__ = ["GMMParams", "SimSpec", "make_params", "spec_dict", "validate_params"]
 
 GENERATORS = ("flip", "linear", "ridge")
 LEARNERS = ("ridge", "logistic")
@@ -78,9 +78,13 @@ class SimSpec:
             ("dtype", ("float32", "float64")),
         ):
             if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
+                raise ValueError(
+                    f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}"
+                )
         if self.generator == "ridge" and self.n_real_max < 1:
-            raise ValueError("n_real_max must be >= 1 for the ridge generator (it trains on real data)")
+            raise ValueError(
+                "n_real_max must be >= 1 for the ridge generator (it trains on real data)"
+            )
 
     @property
     def use_dual(self) -> bool:
@@ -135,21 +139,21 @@ class GMMParams(NamedTuple):
     sigma: Array
 
 
-_DEFAULTS = dict(
-    p=0.0,
-    phi=1.0,
-    psi=1.0,
-    lam=0.1,
-    theta_gen=0.0,
-    theta_ver=0.0,
-    tau=-math.inf,
-    n_real=0,
-    mix_real=0.0,
-    lam_gen=0.1,
-    beta=1.0,
-    gamma=0.0,
-    sigma=1.0,
-)
+_DEFAULTS = {
+    "p": 0.0,
+    "phi": 1.0,
+    "psi": 1.0,
+    "lam": 0.1,
+    "theta_gen": 0.0,
+    "theta_ver": 0.0,
+    "tau": -math.inf,
+    "n_real": 0,
+    "mix_real": 0.0,
+    "lam_gen": 0.1,
+    "beta": 1.0,
+    "gamma": 0.0,
+    "sigma": 1.0,
+}
 
 
 def make_params(n, snr, **kwargs) -> GMMParams:

@@ -15,11 +15,11 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import seaborn as sns  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import seaborn as sns
 
-from gmmcollapse.sweep import load_results  # noqa: E402
+from gmmcollapse.sweep import load_results
 
 __all__ = ["FIGURES", "draw"]
 
@@ -40,7 +40,9 @@ def _save(fig, out_dir: str, name: str) -> list[str]:
 def _load(results_dir: str, name: str):
     path = os.path.join(results_dir, f"{name}.npz")
     if not os.path.exists(path):
-        raise FileNotFoundError(f"{path} not found: run the experiment first (gmmcollapse reproduce --only gmm)")
+        raise FileNotFoundError(
+            f"{path} not found: run the experiment first (gmmcollapse reproduce --only gmm)"
+        )
     return load_results(path)
 
 
@@ -51,10 +53,15 @@ def phase(results_dir: str, out_dir: str):
     fig, axes = plt.subplots(1, 2, figsize=(11, 4.3), sharey=True, constrained_layout=True)
     panels = [
         ("theory/infinite_data_accuracy", "infinite data (n/d -> inf)"),
-        ("theory/ridge_accuracy", f"finite data: n/d = {r.meta['n_over_d']:g}, lam = {r.meta['lam']:g}"),
+        (
+            "theory/ridge_accuracy",
+            f"finite data: n/d = {r.meta['n_over_d']:g}, lam = {r.meta['lam']:g}",
+        ),
     ]
     for ax, (key, title) in zip(axes, panels):
-        im = ax.pcolormesh(ratio, p, r[key], cmap="RdBu", vmin=0.0, vmax=1.0, shading="auto", rasterized=True)
+        im = ax.pcolormesh(
+            ratio, p, r[key], cmap="RdBu", vmin=0.0, vmax=1.0, shading="auto", rasterized=True
+        )
         ax.plot(ratio, 1.0 / (1.0 + ratio), color="k", lw=2, label=r"$p^* = 1/(1+\psi/\phi)$")
         ax.axhline(0.5, color="k", lw=0.8, ls=":", label="no verifier: p* = 1/2")
         ax.set_xscale("log")
@@ -63,7 +70,11 @@ def phase(results_dir: str, out_dir: str):
         ax.set_ylim(0, 1)
     axes[0].set_ylabel("generator error rate p")
     axes[0].legend(loc="upper right", fontsize=8, framealpha=0.9)
-    fig.colorbar(im, ax=axes, label=f"test accuracy (snr = {r.meta['snr']:g}; Bayes {_bayes(r.meta['snr']):.3f})")
+    fig.colorbar(
+        im,
+        ax=axes,
+        label=f"test accuracy (snr = {r.meta['snr']:g}; Bayes {_bayes(r.meta['snr']):.3f})",
+    )
     fig.suptitle("Breakdown point: selection recovers the Bayes classifier iff p < p*")
     return _save(fig, out_dir, "gmm_phase"), {}
 
@@ -83,17 +94,33 @@ def transition(results_dir: str, out_dir: str):
     colors = sns.color_palette("viridis", len(th.axes["n"]))
     gaps = []
     for i, n in enumerate(th.axes["n"]):
-        ax.plot(th.axes["p"], th["theory/ridge_accuracy"][i], color=colors[i], lw=1.6, label=f"n/d = {n / d:g}")
+        ax.plot(
+            th.axes["p"],
+            th["theory/ridge_accuracy"][i],
+            color=colors[i],
+            lw=1.6,
+            label=f"n/d = {n / d:g}",
+        )
         m, se = sim["sim_mean/acc"][i, :, 0], sim["sim_se/acc"][i, :, 0]
         ax.errorbar(sim.axes["p"], m, yerr=2 * se, fmt="o", ms=3.5, color=colors[i], capsize=2)
         gaps.append(np.max(np.abs(m - sim["theory/ridge_accuracy"][i]) / np.maximum(se, 1e-12)))
-    ax.plot(th.axes["p"], th["theory/infinite_data_accuracy"][0], color="k", ls="--", lw=1.2, label="n/d -> inf")
+    ax.plot(
+        th.axes["p"],
+        th["theory/infinite_data_accuracy"][0],
+        color="k",
+        ls="--",
+        lw=1.2,
+        label="n/d -> inf",
+    )
     ax.axvline(pstar, color="grey", ls=":", lw=1)
     ax.text(pstar + 0.01, 0.97, f"p* = {pstar:.3g}", color="grey", va="top")
     ax.set_xlabel("generator error rate p")
     ax.set_ylabel("test accuracy")
-    ax.set_title(f"Smooth at finite n/d, sharp as n/d -> inf (d = {d:g}, phi = {fx['phi']:g}, psi = {fx['psi']:g})\n"
-                 "lines: theory; points: simulation, mean +- 2 SE", fontsize=10)
+    ax.set_title(
+        f"Smooth at finite n/d, sharp as n/d -> inf (d = {d:g}, phi = {fx['phi']:g}, psi = {fx['psi']:g})\n"
+        "lines: theory; points: simulation, mean +- 2 SE",
+        fontsize=10,
+    )
     ax.legend(fontsize=8)
     return _save(fig, out_dir, "gmm_transition"), {"max |sim - theory| / SE": float(np.max(gaps))}
 
@@ -109,11 +136,21 @@ def datasize(results_dir: str, out_dir: str):
         colors = sns.color_palette("deep", len(names))
         for i, name in enumerate(names):
             m, se = r["sim_mean/acc"][i, :, 0], r["sim_se/acc"][i, :, 0]
-            ax.errorbar(n, m, yerr=2 * se, marker="o", ms=3.5, capsize=2, color=colors[i], label=name)
+            ax.errorbar(
+                n, m, yerr=2 * se, marker="o", ms=3.5, capsize=2, color=colors[i], label=name
+            )
             ax.axhline(r["theory/infinite_data_accuracy"][i, -1], color=colors[i], ls=":", lw=1.2)
             best[f"{gen}/{name}"] = float(n[int(np.argmax(m))])
-        ax.errorbar(n, clean["sim_mean/acc"][:, 0], yerr=2 * clean["sim_se/acc"][:, 0], color="k",
-                    marker="s", ms=3, capsize=2, label="clean labels")
+        ax.errorbar(
+            n,
+            clean["sim_mean/acc"][:, 0],
+            yerr=2 * clean["sim_se/acc"][:, 0],
+            color="k",
+            marker="s",
+            ms=3,
+            capsize=2,
+            label="clean labels",
+        )
         ax.axhline(float(clean["theory/bayes_accuracy"][0]), color="k", ls=":", lw=0.8)
         fx = r.meta["sweep"]["fixed"]
         if gen == "linear":
@@ -121,12 +158,17 @@ def datasize(results_dir: str, out_dir: str):
             ax.axhline(g, color="grey", ls="--", label=f"generator ({g:.3f})")
             ax.set_title(f"(b) linear generator at {fx['theta_gen']:.3g} rad", fontsize=10)
         else:
-            ax.set_title(f"(a) i.i.d. label flips, p = {fx['p']:g} (label accuracy {1 - fx['p']:g})", fontsize=10)
+            ax.set_title(
+                f"(a) i.i.d. label flips, p = {fx['p']:g} (label accuracy {1 - fx['p']:g})",
+                fontsize=10,
+            )
         ax.set_xscale("log")
         ax.set_xlabel("synthesized samples n (pruned ones included)")
         ax.legend(fontsize=8, loc="lower right")
     axes[0].set_ylabel("test accuracy")
-    fig.suptitle(f"Accuracy vs synthesized data (d = {fx['d']:g}, snr = {fx['snr']:g}); dotted: exact infinite-data limits")
+    fig.suptitle(
+        f"Accuracy vs synthesized data (d = {fx['d']:g}, snr = {fx['snr']:g}); dotted: exact infinite-data limits"
+    )
     return _save(fig, out_dir, "gmm_datasize"), {"best n per verifier": best}
 
 
@@ -141,11 +183,15 @@ def rounds(results_dir: str, out_dir: str):
         for i, name in enumerate(names):
             m, se = r["sim_mean/acc"][i], r["sim_se/acc"][i]
             rr = np.arange(1, len(m) + 1)
-            ax.errorbar(rr, m, yerr=2 * se, marker="o", ms=3.5, capsize=2, color=colors[i], label=name)
+            ax.errorbar(
+                rr, m, yerr=2 * se, marker="o", ms=3.5, capsize=2, color=colors[i], label=name
+            )
             summary[f"{mode}/{name}"] = [round(float(v), 4) for v in (m[0], m[-1])]
         gen0 = r["sim_mean/gen_acc"][0, 0]
         ax.axhline(gen0, color="grey", ls="--", label=f"round-0 generator ({gen0:.3f})")
-        ax.set_title(f"{mode}: train on {'this round' if mode == 'replace' else 'all rounds so far'}")
+        ax.set_title(
+            f"{mode}: train on {'this round' if mode == 'replace' else 'all rounds so far'}"
+        )
         ax.set_xlabel("round")
     axes[0].set_ylabel("test accuracy")
     axes[1].legend(fontsize=8, loc="lower right")
@@ -172,18 +218,35 @@ def linear_phase(results_dir: str, out_dir: str):
         ax.contour(tv, tau, acc.T, levels=[gen], colors="w", linewidths=2)
     ax.plot([], [], color="w", lw=2, label=f"= generator ({gen:.3f})")
     tt, uu = np.meshgrid(s.axes["theta_ver"], s.axes["tau"], indexing="ij")
-    ax.scatter(tt, uu, c=s["sim_mean/acc"][..., 0], cmap="viridis", vmin=acc.min(), vmax=acc.max(),
-               edgecolors="r", linewidths=1.2, s=60, label=f"simulation (n = {s.meta['sweep']['fixed']['n']:g})")
+    ax.scatter(
+        tt,
+        uu,
+        c=s["sim_mean/acc"][..., 0],
+        cmap="viridis",
+        vmin=acc.min(),
+        vmax=acc.max(),
+        edgecolors="r",
+        linewidths=1.2,
+        s=60,
+        label=f"simulation (n = {s.meta['sweep']['fixed']['n']:g})",
+    )
     ax.set_title("exact limit (colour) and simulation (dots, same scale)", fontsize=10)
     ax = axes[1]
     gap = acc - phipsi
     lim = float(np.nanmax(np.abs(gap)))
-    im2 = ax.pcolormesh(tv, tau, gap.T, cmap="RdBu", vmin=-lim, vmax=lim, shading="auto", rasterized=True)
+    im2 = ax.pcolormesh(
+        tv, tau, gap.T, cmap="RdBu", vmin=-lim, vmax=lim, shading="auto", rasterized=True
+    )
     fig.colorbar(im2, ax=ax, label="exact minus phi-psi prediction")
     if np.nanmin(pstar - p) < 0 < np.nanmax(pstar - p):
-        ax.contour(tv, tau, (pstar - p).T, levels=[0.0], colors="k", linewidths=1.5, linestyles="--")
+        ax.contour(
+            tv, tau, (pstar - p).T, levels=[0.0], colors="k", linewidths=1.5, linestyles="--"
+        )
     ax.plot([], [], color="k", ls="--", label="p = p* (measured keep rates)")
-    ax.set_title(f"phi-psi theory predicts Bayes ({bayes:.3f}) wherever p < p*; selection on x breaks it", fontsize=10)
+    ax.set_title(
+        f"phi-psi theory predicts Bayes ({bayes:.3f}) wherever p < p*; selection on x breaks it",
+        fontsize=10,
+    )
     for ax in axes:
         ax.axvline(r.meta["sweep"]["fixed"]["theta_gen"], color="grey", ls=":", lw=1)
         ax.set_xlabel("verifier angle theta_ver (rad); dotted: generator angle")
@@ -193,7 +256,9 @@ def linear_phase(results_dir: str, out_dir: str):
     gaps = np.abs(s["sim_mean/acc"][..., 0] - s["theory/infinite_data_accuracy"])
     return _save(fig, out_dir, "gmm_linear_phase"), {
         "max |sim - inf. theory| at spot checks": float(np.max(gaps)),
-        "max |exact - phi-psi| where p < p*": float(np.nanmax(np.where(p < pstar, np.abs(gap), np.nan))),
+        "max |exact - phi-psi| where p < p*": float(
+            np.nanmax(np.where(p < pstar, np.abs(gap), np.nan))
+        ),
     }
 
 
@@ -218,7 +283,9 @@ def figure_main(name: str, argv: list[str] | None = None):
     import argparse
     import json
 
-    parser = argparse.ArgumentParser(description=f"Draw the GMM figure {name!r} from existing results.")
+    parser = argparse.ArgumentParser(
+        description=f"Draw the GMM figure {name!r} from existing results."
+    )
     parser.add_argument("--results", default="results/gmm")
     parser.add_argument("--out", default="figures/out")
     args = parser.parse_args(argv)

@@ -21,16 +21,18 @@ from jax.typing import ArrayLike
 from gmmcollapse._validate import check_not_both_zero, check_range
 
 __all__ = [
-    "breakdown_point",
-    "keep_fraction",
-    "effective_noise",
     "bayes_accuracy",
-    "infinite_data_accuracy",
+    "breakdown_point",
     "check_rates",
+    "effective_noise",
+    "infinite_data_accuracy",
+    "keep_fraction",
 ]
 
 
-def check_rates(p: ArrayLike | None = None, phi: ArrayLike | None = None, psi: ArrayLike | None = None):
+def check_rates(
+    p: ArrayLike | None = None, phi: ArrayLike | None = None, psi: ArrayLike | None = None
+):
     """Validate generator error ``p`` and keep rates ``phi``, ``psi`` (all in [0, 1])."""
     check_range("p", p, 0.0, 1.0)
     check_range("phi", phi, 0.0, 1.0)

@@ -445,7 +445,9 @@ def linear_infinite_data_accuracy(
     _check_common(snr, theta_ver, tau, lam)
     check_range("phi", phi, 0.0, 1.0)
     check_range("psi", psi, 0.0, 1.0)
-    return _linear_accuracy(_f(snr), _f(theta_gen), _f(theta_ver), _f(tau), _f(lam), _f(phi), _f(psi))
+    return _linear_accuracy(
+        _f(snr), _f(theta_gen), _f(theta_ver), _f(tau), _f(lam), _f(phi), _f(psi)
+    )
 
 
 @jax.jit

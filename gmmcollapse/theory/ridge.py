@@ -39,24 +39,22 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import Array, lax
 from jax.scipy.stats import norm
 from jax.typing import ArrayLike
-
-import numpy as np
 
 from gmmcollapse._validate import check_range, is_concrete
 from gmmcollapse.theory.basic import check_rates
 
 __all__ = [
-    "ridge_accuracy",
-    "mixed_ridge_accuracy",
-    "shifted_mixed_ridge_accuracy",
-    "clean_ridge_accuracy",
     "RidgeLimit",
+    "clean_ridge_accuracy",
+    "mixed_ridge_accuracy",
+    "ridge_accuracy",
     "ridge_limit",
+    "shifted_mixed_ridge_accuracy",
     "solve_delta",
 ]
 
@@ -116,7 +114,9 @@ def _newton_bisect(eta, lam, pi, sigma2, tol=1e-14, max_iter=200):
     return x
 
 
-def solve_delta(eta: ArrayLike, lam: ArrayLike, pi: ArrayLike, sigma2: ArrayLike) -> tuple[Array, Array]:
+def solve_delta(
+    eta: ArrayLike, lam: ArrayLike, pi: ArrayLike, sigma2: ArrayLike
+) -> tuple[Array, Array]:
     r"""Solve :math:`\delta(\sum_g \pi_g\sigma_g^2/(1+\sigma_g^2\delta) + \lambda) = \eta`.
 
     Safeguarded Newton (Newton steps, bisection whenever a step leaves the bracket
@@ -226,9 +226,12 @@ def ridge_limit(
     check_range("beta", beta)
     check_range("gamma", gamma)
     check_range("sigma", sigma, 0.0, lo_open=True)
-    if is_concrete(n_real) and is_concrete(n_syn):
-        if np.any(np.asarray(n_real, float) + np.asarray(n_syn, float) <= 0):
-            raise ValueError("n_real + n_syn must be > 0 (no training samples)")
+    if (
+        is_concrete(n_real)
+        and is_concrete(n_syn)
+        and np.any(np.asarray(n_real, float) + np.asarray(n_syn, float) <= 0)
+    ):
+        raise ValueError("n_real + n_syn must be > 0 (no training samples)")
     one_level = is_concrete(sigma) and bool(np.all(np.asarray(sigma, float) == 1.0))
     n_real, n_syn, d, snr, p, phi, psi, lam, beta, gamma, sigma = map(
         _f, (n_real, n_syn, d, snr, p, phi, psi, lam, beta, gamma, sigma)
@@ -236,11 +239,20 @@ def ridge_limit(
     total = n_real + n_syn
     eta = d / total
     groups = jnp.broadcast_arrays(
-        n_real / total, n_syn * (1 - p) * phi / total, n_syn * p * psi / total,  # pi_g
-        snr, beta * snr, beta * snr,  # m_e
-        0.0 * gamma, gamma, gamma,  # m_f
-        jnp.ones_like(sigma), sigma**2, sigma**2,  # sigma_g^2
-        eta, lam,
+        n_real / total,
+        n_syn * (1 - p) * phi / total,
+        n_syn * p * psi / total,  # pi_g
+        snr,
+        beta * snr,
+        beta * snr,  # m_e
+        0.0 * gamma,
+        gamma,
+        gamma,  # m_f
+        jnp.ones_like(sigma),
+        sigma**2,
+        sigma**2,  # sigma_g^2
+        eta,
+        lam,
     )
     *g, eta, lam = groups
     pi, m_e, m_f, sigma2 = (jnp.stack(g[3 * i : 3 * i + 3], -1) for i in range(4))
@@ -350,7 +362,9 @@ def ridge_accuracy(
     return ridge_limit(0.0, n, d, snr, p, phi, psi, lam).accuracy
 
 
-def clean_ridge_accuracy(n: ArrayLike, d: ArrayLike, snr: ArrayLike, eps: ArrayLike, lam: ArrayLike) -> Array:
+def clean_ridge_accuracy(
+    n: ArrayLike, d: ArrayLike, snr: ArrayLike, eps: ArrayLike, lam: ArrayLike
+) -> Array:
     r"""The clean-keep closed form of PAPER.md 1.2, written out literally (a reference).
 
     ``n`` samples all kept, labels flipped with probability ``eps``; ``eta = d/n``,
