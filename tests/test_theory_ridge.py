@@ -304,3 +304,16 @@ def test_ridge_accuracy_matches_simulation_large_d(case):
     )
     th = float(T.ridge_accuracy(n, d, snr, p, phi, psi, lam))
     assert abs(float(m.acc[0]) - th) <= 4 * float(se.acc[0]) + 1.0 / d
+
+
+@given(
+    name=st.sampled_from(["p", "phi", "psi"]),
+    bad=st.one_of(st.floats(-1e6, -1e-9), st.floats(1 + 1e-9, 1e6), st.just(math.nan)),
+)
+def test_out_of_range_rates_are_rejected_before_compute(name, bad):
+    args = {"n": 100.0, "d": 50.0, "snr": 1.0, "p": 0.2, "phi": 1.0, "psi": 0.5, "lam": 0.1}
+    args[name] = bad
+    with pytest.raises(ValueError, match=rf"^{name} must be a number in \[0, 1\]"):
+        T.ridge_accuracy(**args)
+    with pytest.raises(ValueError, match=rf"^{name} must be"):
+        T.mixed_ridge_accuracy(n_real=10.0, n_syn=args.pop("n"), **args)
