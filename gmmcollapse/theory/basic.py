@@ -40,8 +40,12 @@ def check_rates(
     check_not_both_zero("phi", phi, "psi", psi)
 
 
-def _f(x: ArrayLike) -> Array:
+def f64(x: ArrayLike) -> Array:
+    """``x`` as a float64 array (the theory's working precision)."""
     return jnp.asarray(x, dtype=jnp.float64)
+
+
+_f = f64
 
 
 def breakdown_point(phi: ArrayLike, psi: ArrayLike) -> Array:

@@ -64,6 +64,7 @@ from jax.scipy.special import log_ndtr, ndtr
 from jax.typing import ArrayLike
 
 from gmmcollapse._validate import check_range
+from gmmcollapse.theory.basic import f64 as _f
 
 __all__ = ["bivariate_normal_cdf"]
 
@@ -75,10 +76,6 @@ _RHO_SWITCH = 0.925
 _CLIP = 40.0
 _TWO_PI = 2.0 * math.pi
 _SQRT_TWO_PI = math.sqrt(_TWO_PI)
-
-
-def _f(x: ArrayLike) -> Array:
-    return jnp.asarray(x, dtype=jnp.float64)
 
 
 def _rule(ndim: int) -> tuple[Array, Array]:

@@ -60,6 +60,7 @@ from jax.scipy.stats import norm
 from jax.typing import ArrayLike
 
 from gmmcollapse._validate import check_range
+from gmmcollapse.theory.basic import f64 as _f
 
 __all__ = [
     "ClassLimit",
@@ -68,10 +69,6 @@ __all__ = [
     "class_infinite_data_limit",
     "class_is_optimal",
 ]
-
-
-def _f(x: ArrayLike) -> Array:
-    return jnp.asarray(x, dtype=jnp.float64)
 
 
 def _check_class_rates(p_pos, p_neg, phi_pos, phi_neg, psi_pos, psi_neg) -> None:

@@ -43,6 +43,7 @@ from jax.scipy.special import ndtr
 from jax.typing import ArrayLike
 
 from gmmcollapse._validate import check_range
+from gmmcollapse.theory.basic import f64 as _f
 from gmmcollapse.theory.bvn import _bvn
 
 __all__ = [
@@ -61,10 +62,6 @@ _FAR = 50.0
 # are (anti)parallel to within 1e-12 rad; there the s-dependent terms cancel or vanish
 # (module notes in _wedge_moments), and the floor only keeps 0/0 out of values and gradients.
 _S_FLOOR = 1e-12
-
-
-def _f(x: ArrayLike) -> Array:
-    return jnp.asarray(x, dtype=jnp.float64)
 
 
 def _npdf(x: Array) -> Array:

@@ -47,6 +47,7 @@ from jax.typing import ArrayLike
 
 from gmmcollapse._validate import check_range, is_concrete
 from gmmcollapse.theory.basic import check_rates
+from gmmcollapse.theory.basic import f64 as _f
 
 __all__ = [
     "RidgeLimit",
@@ -57,10 +58,6 @@ __all__ = [
     "shifted_mixed_ridge_accuracy",
     "solve_delta",
 ]
-
-
-def _f(x: ArrayLike) -> Array:
-    return jnp.asarray(x, dtype=jnp.float64)
 
 
 class RidgeLimit(NamedTuple):
