@@ -134,7 +134,6 @@ def _cmd_theory(args) -> int:
     return 0
 
 
-_SIM_DEFAULTS = {"n": None, "d": None, "snr": None}
 
 
 def _sim_params(args):
@@ -274,14 +273,14 @@ def _cmd_sweep(args) -> int:
         "n_test": args.n_test,
         "dtype": args.dtype,
     }
+    unsupported = sorted(k for k in fixed if k == "n_syn" or k.endswith(("_pos", "_neg")))
+    if unsupported:
+        flags = ", ".join("--" + k.replace("_", "-") for k in unsupported)
+        raise ValueError(f"sweep does not take {flags} (use --n for synthesized samples)")
     sweep = Sweep(
         args.name,
         axes=axes,
-        fixed={
-            k: v
-            for k, v in fixed.items()
-            if k not in ("n_syn",) and not k.endswith(("_pos", "_neg"))
-        },
+        fixed=fixed,
         spec=spec,
         seeds=args.seeds,
         seed=args.seed,
@@ -290,7 +289,6 @@ def _cmd_sweep(args) -> int:
     res = run_sweep(sweep, theory, args.out, progress=not args.quiet)
     print(f"wrote {args.out}: grid {'x'.join(map(str, sweep.shape))}, {res.meta['seconds']:.1f} s")
     names = list(res.axes)
-    flat = {k: v.reshape(-1) for k, v in res.axes.items()}
     grids = np.meshgrid(*res.axes.values(), indexing="ij")
     cols = [
         k
@@ -315,7 +313,6 @@ def _cmd_sweep(args) -> int:
                 res[c].reshape(grids[0].size, -1)[i, -1] for c in cols
             ]
             print("  ".join(f"{v:>12.6g}" for v in row))
-    del flat
     return 0
 
 
