@@ -134,8 +134,6 @@ def _cmd_theory(args) -> int:
     return 0
 
 
-
-
 def _sim_params(args):
     from gmmcollapse.gmm import make_params
 
