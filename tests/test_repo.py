@@ -32,3 +32,12 @@ def test_pyproject_declares_the_real_dependencies():
         assert re.search(rf'"{dep}[>=<~ ]', text), dep
     for dep in ("pytest", "hypothesis"):
         assert dep in text.split("[project.optional-dependencies]", 1)[1]
+
+
+def test_api_reference_is_current():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("make_api", ROOT / "docs" / "make_api.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    assert (ROOT / "docs" / "api.md").read_text() == mod.render(), "run python docs/make_api.py"

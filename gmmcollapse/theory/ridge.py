@@ -61,7 +61,7 @@ __all__ = [
 
 
 class RidgeLimit(NamedTuple):
-    """Deterministic limits of the trained ridge vector (up to nothing: these are exact limits).
+    """Deterministic (proportional-regime) limits of the trained ridge vector.
 
     Attributes:
         w_mu: limit of ``w . mu``.
