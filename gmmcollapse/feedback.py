@@ -216,6 +216,56 @@ def _ratio(a: Array, b: Array) -> Array:
     return jnp.where(b > 0, a / jnp.where(b > 0, b, 1), jnp.nan)
 
 
+class Counts(NamedTuple):
+    """Candidate counts behind :class:`Rates`; they add across chunks of candidates.
+
+    Attributes:
+        n_correct, n_wrong: valid candidates that are correct / wrong.
+        kept_correct, kept_wrong: of those, the selected ones.
+    """
+
+    n_correct: Array
+    n_wrong: Array
+    kept_correct: Array
+    kept_wrong: Array
+
+
+def counts(
+    selection: Selection | ArrayLike, correct: ArrayLike, valid: ArrayLike | None = None
+) -> Counts:
+    """Count correct / wrong candidates and how many of each were selected.
+
+    Use :func:`rates` on the (possibly summed) counts; :func:`measure` does both at once.
+    """
+    mask = selection.mask if isinstance(selection, Selection) else _as2d(selection)
+    mask = mask.astype(bool)
+    c = jnp.broadcast_to(_as2d(correct).astype(bool), mask.shape)
+    v = _eligible(mask, valid)
+    f = jnp.result_type(float)
+    return Counts(
+        n_correct=jnp.sum(c & v, dtype=f),
+        n_wrong=jnp.sum(~c & v, dtype=f),
+        kept_correct=jnp.sum(mask & c & v, dtype=f),
+        kept_wrong=jnp.sum(mask & ~c & v, dtype=f),
+    )
+
+
+def rates(c: Counts) -> Rates:
+    """Keep rates from counts: ``phi = kept_correct / n_correct`` etc. (NaN when undefined)."""
+    n_sel = c.kept_correct + c.kept_wrong
+    phi = _ratio(c.kept_correct, c.n_correct)
+    psi = _ratio(c.kept_wrong, c.n_wrong)
+    return Rates(
+        phi=phi,
+        psi=psi,
+        p=_ratio(c.n_wrong, c.n_correct + c.n_wrong),
+        p_star=_ratio(phi, phi + psi),
+        effective_noise=_ratio(c.kept_wrong, n_sel),
+        n_selected=n_sel,
+        keep_fraction=_ratio(n_sel, c.n_correct + c.n_wrong),
+    )
+
+
 def measure(
     selection: Selection | ArrayLike, correct: ArrayLike, valid: ArrayLike | None = None
 ) -> Rates:
@@ -224,33 +274,14 @@ def measure(
     Counts run over candidates (all ``n k`` of them, or those with ``valid``), so for
     best-of-k, ``phi`` is the fraction of correct candidates that were picked. ``p*`` measured
     this way is the paper's proxy: selection helps when the generator's error ``p < p*``.
+    Equal to ``rates(counts(selection, correct, valid))``.
 
     Args:
         selection: a :class:`Selection` or a mask of shape ``(n, k)`` / ``(n,)``.
         correct: bool, same shape as the mask.
         valid: optional bool mask of candidates to count (e.g. padding excluded).
     """
-    mask = selection.mask if isinstance(selection, Selection) else _as2d(selection)
-    mask = mask.astype(bool)
-    c = jnp.broadcast_to(_as2d(correct).astype(bool), mask.shape)
-    v = _eligible(mask, valid)
-    f = jnp.result_type(float)
-    n_correct = jnp.sum(c & v, dtype=f)
-    n_wrong = jnp.sum(~c & v, dtype=f)
-    kept_correct = jnp.sum(mask & c & v, dtype=f)
-    kept_wrong = jnp.sum(mask & ~c & v, dtype=f)
-    n_sel = kept_correct + kept_wrong
-    phi = _ratio(kept_correct, n_correct)
-    psi = _ratio(kept_wrong, n_wrong)
-    return Rates(
-        phi=phi,
-        psi=psi,
-        p=_ratio(n_wrong, n_correct + n_wrong),
-        p_star=_ratio(phi, phi + psi),
-        effective_noise=_ratio(kept_wrong, n_sel),
-        n_selected=n_sel,
-        keep_fraction=_ratio(n_sel, n_correct + n_wrong),
-    )
+    return rates(counts(selection, correct, valid))
 
 
 def batched(fn, in_axes=0):

@@ -240,7 +240,10 @@ def test_no_verifier_keeps_every_valid_sample(key):
         res = over_seeds(key, make_params(n, 1.0, p=0.3, phi=1.0, psi=1.0, tau=-np.inf), SPEC, S)
         np.testing.assert_array_equal(res.keep_fraction, 1.0)  # the 64 - n masked rows not counted
         np.testing.assert_array_equal(res.phi, 1.0)
-        np.testing.assert_array_equal(res.psi, 1.0)
+        # psi is undefined (NaN) exactly when a run drew no wrong label
+        psi, p = np.asarray(res.psi), np.asarray(res.p)
+        np.testing.assert_array_equal(np.isnan(psi), p == 0)
+        np.testing.assert_array_equal(psi[p > 0], 1.0)
         # the error rate is a count over exactly n samples
         np.testing.assert_allclose(res.p * n, np.round(res.p * n), atol=1e-9)
 

@@ -97,8 +97,12 @@ def _fit(spec: SimSpec, params: GMMParams, carry: _Carry, x, yt, q, real, n_tota
             rows_x = jnp.concatenate([x, x_real]) if spec.n_real_max else x
             rows_y = jnp.concatenate([yt, y_real]) if spec.n_real_max else yt
             rows_q = jnp.concatenate([q, q_real]) if spec.n_real_max else q
-            return ridge_dual(rows_x, rows_y, rows_q, n_total, params.lam.astype(x.dtype))
-        return ridge_from_stats(carry.gram, carry.xty, n_total, params.lam.astype(x.dtype))
+            return ridge_dual(
+                rows_x, rows_y, rows_q, n_total, params.lam.astype(jnp.dtype(spec.dtype))
+            )
+        return ridge_from_stats(
+            carry.gram, carry.xty, n_total, params.lam.astype(jnp.dtype(spec.dtype))
+        )
     if spec.data == "accumulate":
         rows_x = carry.buf_x.reshape(-1, spec.d)
         rows_y, rows_q = carry.buf_y.reshape(-1), carry.buf_q.reshape(-1)
@@ -109,31 +113,37 @@ def _fit(spec: SimSpec, params: GMMParams, carry: _Carry, x, yt, q, real, n_tota
         rows_y = jnp.concatenate([rows_y, y_real])
         rows_q = jnp.concatenate([rows_q, q_real])
     return logistic(
-        rows_x, rows_y, rows_q, n_total, params.lam.astype(x.dtype), spec.logistic_steps
+        rows_x,
+        rows_y,
+        rows_q,
+        n_total,
+        params.lam.astype(jnp.dtype(spec.dtype)),
+        spec.logistic_steps,
     )
 
 
-def _round(spec: SimSpec, params: GMMParams, real, real_stats, key, r, carry: _Carry):
+def _block(spec: SimSpec, params: GMMParams, w_gen, use_flip, key, b):
+    """Synthesize and select one block of ``spec.rows_per_block`` rows (block index ``b``).
+
+    All randomness of block ``b`` comes from ``fold_in(key, b)``, so the data are the same
+    whether blocks are generated all at once (vmap) or streamed one by one (scan).
+    Returns the rows, the generator's labels, the keep weights and the kernel's counts.
+    """
     dtype = jnp.dtype(spec.dtype)
-    d, n_max = spec.d, spec.n_max
-    k_data, k_flip, k_ver, k_test = jax.random.split(key, 4)
+    d, rows = spec.d, spec.rows_per_block
+    k_data, k_flip, k_ver = jax.random.split(jax.random.fold_in(key, b), 3)
     mu = params.snr.astype(dtype) * _unit(jnp.zeros(()), d, dtype)
     f = _unit(jnp.asarray(jnp.pi / 2), d, dtype) if d > 1 else jnp.zeros((d,), dtype)
     mean_syn = params.beta.astype(dtype) * mu + params.gamma.astype(dtype) * f
-    x, y = _sample(k_data, n_max, d, mean_syn, params.sigma, dtype)
-    valid = jnp.arange(n_max) < params.n
+    x, y = _sample(k_data, rows, d, mean_syn, params.sigma, dtype)
+    valid = b * rows + jnp.arange(rows) < params.n
 
     # --- synthesize: the generator's labels. Round 0 of a flip generator flips true labels;
     # every other round labels with a linear model (computed for both, selected: one trace).
-    lin_labels = jnp.where(x @ carry.w_gen >= 0, 1.0, -1.0).astype(dtype)
-    lin_acc = _exact_acc(carry.w_gen, params.snr)
+    yt = jnp.where(x @ w_gen >= 0, 1.0, -1.0).astype(dtype)
     if spec.generator == "flip":
-        use_flip = r == 0
-        flipped = jax.random.uniform(k_flip, (n_max,)) < _per_class(params.p, y)
-        yt = jnp.where(use_flip, jnp.where(flipped, -y, y), lin_labels)
-        gen_acc = jnp.where(use_flip, 1.0 - jnp.mean(jnp.broadcast_to(params.p, (2,))), lin_acc)
-    else:
-        yt, gen_acc = lin_labels, lin_acc
+        flipped = jax.random.uniform(k_flip, (rows,)) < _per_class(params.p, y)
+        yt = jnp.where(use_flip, jnp.where(flipped, -y, y), yt)
     correct = yt == y
 
     # --- verify / select with the shared kernel: noisy oracle, then the linear margin test
@@ -146,15 +156,53 @@ def _round(spec: SimSpec, params: GMMParams, real, real_stats, key, r, carry: _C
     )
     w_ver = _unit(params.theta_ver, d, dtype)
     selection = feedback.prune(yt * (x @ w_ver), params.tau, eligible=oracle.mask)
-    q = selection.kept.astype(dtype)
-    rates = feedback.measure(selection, correct, valid=valid)
+    return x, yt, selection.kept.astype(dtype), feedback.counts(selection, correct, valid=valid)
+
+
+def _round(spec: SimSpec, params: GMMParams, real, real_stats, key, r, carry: _Carry):
+    dtype = jnp.dtype(spec.dtype)
+    d = spec.d
+    k_blocks, k_test = jax.random.split(key)
+    mu = params.snr.astype(dtype) * _unit(jnp.zeros(()), d, dtype)
+    use_flip = r == 0
+    if spec.generator == "flip":
+        gen_acc = jnp.where(
+            use_flip,
+            1.0 - jnp.mean(jnp.broadcast_to(params.p, (2,))),
+            _exact_acc(carry.w_gen, params.snr),
+        )
+    else:
+        gen_acc = _exact_acc(carry.w_gen, params.snr)
+    block = partial(_block, spec, params, carry.w_gen, use_flip, k_blocks)
+
+    if spec.stream:
+        # accumulate the sufficient statistics over steps of `stream_blocks` blocks:
+        # memory O(d^2 + stream_blocks * block_rows * d) for any n. Blocks past n_max hold
+        # only masked rows, so padding the step count changes nothing.
+        steps = -(-spec.n_blocks // spec.stream_blocks)
+        ids = jnp.arange(steps * spec.stream_blocks).reshape(steps, spec.stream_blocks)
+
+        def step(acc, bs):
+            xb, yb, qb, cb = jax.vmap(block)(bs)
+            g, v = sufficient_stats(xb.reshape(-1, d), yb.reshape(-1), qb.reshape(-1))
+            cb = jax.tree.map(jnp.sum, cb)
+            return (acc[0] + g, acc[1] + v, jax.tree.map(jnp.add, acc[2], cb)), None
+
+        zero_counts = feedback.Counts(*(jnp.zeros(()) for _ in feedback.Counts._fields))
+        init = (jnp.zeros((d, d), dtype), jnp.zeros((d,), dtype), zero_counts)
+        (gram, xty, cnt), _ = lax.scan(step, init, ids)
+        x = yt = q = None
+    else:
+        x, yt, q, cnt = jax.vmap(block)(jnp.arange(spec.n_blocks))
+        x, yt, q = x.reshape(-1, d), yt.reshape(-1), q.reshape(-1)
+        cnt = jax.tree.map(jnp.sum, cnt)
+        if spec.learner == "ridge" and not spec.use_dual:
+            gram, xty = sufficient_stats(x, yt, q)
+        else:
+            gram, xty = carry.gram, carry.xty
+    rates = feedback.rates(cnt)
 
     # --- retrain on this round's (or all rounds') kept data, plus real data if mixed in
-    gram, xty = (
-        sufficient_stats(x, yt, q)
-        if spec.learner == "ridge" and not spec.use_dual
-        else (carry.gram, carry.xty)
-    )
     keep_old = spec.data == "accumulate"
     n_syn = params.n + (carry.n_seen if keep_old else 0.0)
     carry = carry._replace(
@@ -224,7 +272,7 @@ def _simulate(key: Array, params: GMMParams, spec: SimSpec) -> SimResult:
         w_gen = jnp.zeros((d,), dtype)
 
     buf_shape = (
-        (spec.rounds, spec.n_max)
+        (spec.rounds, spec.n_blocks * spec.rows_per_block)
         if spec.learner == "logistic" and spec.data == "accumulate"
         else (0, 0)
     )

@@ -49,6 +49,14 @@ class SimSpec:
         solver: ridge form. ``"primal"`` solves d x d, ``"dual"`` the rows x rows system;
             ``"auto"`` picks the cheaper (dual only when rows < d and ``data == "replace"``).
         logistic_steps: Newton steps for the logistic learner (each with a 4-point line search).
+        block_rows: rows generated per random block (0: ``min(n_max, 512)``). Block ``b``
+            draws from ``fold_in(key, b)``, so row i's data do not depend on how blocks are
+            processed, nor on the capacity once ``n_max >= 512``. The capacity is rounded up
+            to a whole number of blocks (masked rows).
+        stream: accumulate ``X^T Q X`` and ``X^T Q y~`` with ``lax.scan`` over steps of
+            ``stream_blocks`` blocks (primal ridge only): peak memory
+            O(d^2 + stream_blocks * block_rows * d) for any n, the same draws as without.
+        stream_blocks: blocks per streaming step.
     """
 
     n_max: int
@@ -62,6 +70,9 @@ class SimSpec:
     dtype: str = "float32"
     solver: Literal["auto", "primal", "dual"] = "auto"
     logistic_steps: int = 25
+    block_rows: int = 0
+    stream: bool = False
+    stream_blocks: int = 8
 
     def __post_init__(self):
         check_int("n_max", self.n_max, 1)
@@ -70,6 +81,10 @@ class SimSpec:
         check_int("n_real_max", self.n_real_max, 0)
         check_int("n_test", self.n_test, 0)
         check_int("logistic_steps", self.logistic_steps, 1)
+        check_int("block_rows", self.block_rows, 0)
+        check_int("stream_blocks", self.stream_blocks, 1)
+        if self.stream and (self.learner != "ridge" or self.solver == "dual"):
+            raise ValueError("stream=True needs the ridge learner with the primal solver")
         for name, allowed in (
             ("generator", GENERATORS),
             ("learner", LEARNERS),
@@ -87,9 +102,17 @@ class SimSpec:
             )
 
     @property
+    def rows_per_block(self) -> int:
+        return self.block_rows or min(self.n_max, 512)
+
+    @property
+    def n_blocks(self) -> int:
+        return -(-self.n_max // self.rows_per_block)
+
+    @property
     def use_dual(self) -> bool:
-        rows = self.n_max + self.n_real_max
-        if self.learner != "ridge" or self.data != "replace":
+        rows = self.n_blocks * self.rows_per_block + self.n_real_max
+        if self.learner != "ridge" or self.data != "replace" or self.stream:
             return False
         if self.solver == "auto":
             return rows < self.d
