@@ -185,7 +185,8 @@ def _cmd_simulate(args) -> int:
     import jax
     import numpy as np
 
-    from gmmcollapse.gmm import over_seeds, summarize, validate_params
+    from gmmcollapse.gmm import summarize, validate_params
+    from gmmcollapse.gmm.paths import plan
 
     _require(args, "n", "d", "snr")
     if args.seeds < 2:
@@ -197,10 +198,13 @@ def _cmd_simulate(args) -> int:
     spec = _spec(args, int(args.n), int(args.d))
     params = _sim_params(args)
     validate_params(params, spec)
+    # the same path choice as a sweep (one point: a group of one, leading axis 1)
+    chosen = plan(spec, {k: np.asarray(v)[None] for k, v in params._asdict().items()}, args.path)
     t0 = time.time()
-    res = over_seeds(jax.random.key(args.seed), params, spec, args.seeds)
+    keys = jax.random.split(jax.random.key(args.seed), args.seeds)
+    res = jax.vmap(chosen.simulate, in_axes=(0, None, None))(keys, params, chosen.spec)
     mean, se = summarize(res)
-    out = {"mean": float(mean.acc[-1]), "se": float(se.acc[-1])}
+    out = {"mean": float(mean.acc[-1]), "se": float(se.acc[-1]), "path": chosen.path}
     if args.rounds > 1:
         out["mean_per_round"] = np.asarray(mean.acc).tolist()
         out["se_per_round"] = np.asarray(se.acc).tolist()
@@ -214,7 +218,8 @@ def _cmd_simulate(args) -> int:
         print(json.dumps(out))
     else:
         print(
-            f"accuracy  {out['mean']:.6f} +- {out['se']:.6f}  (mean +- SE over {args.seeds} seeds, {time.time() - t0:.2f} s)"
+            f"accuracy  {out['mean']:.6f} +- {out['se']:.6f}  (mean +- SE over {args.seeds} seeds, "
+            f"{chosen.path} path, {time.time() - t0:.2f} s)"
         )
         for k, v in out["measured"].items():
             print(f"{k:<13} {'nan' if v is None else f'{v:.6f}'}")
@@ -249,11 +254,65 @@ def _parse_axis(text: str):
     return name, vals
 
 
+def _bytes(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if n < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+
+
+def _print_dry_run(plan: dict) -> None:
+    shape = "x".join(map(str, plan["grid_shape"])) or "1"
+    print(
+        f"sweep {plan['name']}: grid {shape} = {plan['grid_size']} points x {plan['seeds']} "
+        f"seeds = {plan['runs']} runs; {plan['devices']} device(s), "
+        f"{plan['processes']} process(es)"
+    )
+    if plan["groups"]:
+        head = ("group", "d", "n_max", "path", "points", "chunk", "chunks", "mem/device", "GFLOP")
+        rows = [
+            (
+                i,
+                g["d"],
+                g["n_max"],
+                g["path"],
+                g["points"],
+                g["chunk"],
+                g["chunks"],
+                _bytes(g["bytes_per_device"]),
+                f"{g['flops'] / 1e9:.3g}",
+            )
+            for i, g in enumerate(plan["groups"])
+        ]
+        widths = [max(len(str(r[j])) for r in [head, *rows]) for j in range(len(head))]
+        for r in [head, *rows]:
+            print("  ".join(f"{v!s:>{w}}" for v, w in zip(r, widths)))
+        print("mem/device: sampled data of one point's seeds (a device runs its points one by one)")
+    if "seconds" in plan:
+        print(
+            f"estimated time: {plan['seconds']:.3g} s ({plan['flops']:.3g} FLOP at "
+            f"{plan['matmul_flops_per_s'] / 1e9:.3g} GFLOP/s, this machine's NumPy matmul rate)"
+        )
+    print("dry run: nothing computed")
+
+
 def _cmd_sweep(args) -> int:
     import numpy as np
 
+    if args.distributed:
+        import jax
+
+        # before any JAX computation; arguments not given are auto-detected (Cloud TPU, Slurm,
+        # Open MPI, Kubernetes) or read from JAX_COORDINATOR_ADDRESS, as JAX documents
+        kw = {
+            "coordinator_address": args.coordinator_address,
+            "num_processes": args.num_processes,
+            "process_id": args.process_id,
+        }
+        jax.distributed.initialize(**{k: v for k, v in kw.items() if v is not None})
+
     from gmmcollapse.gmm.predict import predict
-    from gmmcollapse.sweep import Sweep, run_sweep
+    from gmmcollapse.sweep import Sweep, dry_run, run_sweep
 
     axes = dict(_parse_axis(a) for a in args.axis)
     fixed = {}
@@ -282,10 +341,30 @@ def _cmd_sweep(args) -> int:
         spec=spec,
         seeds=args.seeds,
         seed=args.seed,
+        chunk=args.chunk,
+        path=args.path,
     )
+    if args.dry_run:
+        _print_dry_run(dry_run(sweep))
+        return 0
     theory = None if args.no_theory else (lambda pts: predict(pts, args.generator))
-    res = run_sweep(sweep, theory, args.out, progress=not args.quiet)
-    print(f"wrote {args.out}: grid {'x'.join(map(str, sweep.shape))}, {res.meta['seconds']:.1f} s")
+    res = run_sweep(sweep, theory, args.out, progress=not args.quiet, wait=args.wait)
+    if res is None:  # a distributed run's process > 0: its chunks are in the parts folder
+        import jax
+
+        print(
+            f"process {jax.process_index()} of {jax.process_count()}: wrote its chunks to "
+            f"{args.out}.parts; process 0 merges"
+        )
+        return 0
+    paths = ", ".join(sorted({g["path"] for g in res.meta.get("groups", [])})) or "theory only"
+    done = ""
+    if "chunks" in res.meta:
+        done = f", {res.meta['chunks_computed']} of {res.meta['chunks']} chunks computed"
+    print(
+        f"wrote {args.out}: grid {'x'.join(map(str, sweep.shape))}, {res.meta['seconds']:.1f} s"
+        f" ({paths}{done})"
+    )
     names = list(res.axes)
     grids = np.meshgrid(*res.axes.values(), indexing="ij")
     cols = [
@@ -370,6 +449,12 @@ def build_parser() -> argparse.ArgumentParser:
             "--n-test", type=int, default=0, help="also report accuracy on this many test samples"
         )
         p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
+        p.add_argument(
+            "--path",
+            choices=("auto", "fast", "primal", "dual", "streaming"),
+            default="auto",
+            help="how to simulate (default auto: the fastest exact path; see docs/scale.md)",
+        )
         p.add_argument("--json", action="store_true", help='print {"mean": ..., "se": ...} as JSON')
 
     p_sim = sub.add_parser(
@@ -393,6 +478,29 @@ def build_parser() -> argparse.ArgumentParser:
     p_sw.add_argument("--out", default="results/sweep.npz")
     p_sw.add_argument("--no-theory", action="store_true")
     p_sw.add_argument("--quiet", action="store_true")
+    p_sw.add_argument(
+        "--chunk", type=int, default=0, help="grid points per compiled call and saved file"
+    )
+    p_sw.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print grid size, paths, chunks, memory and time estimates; compute nothing",
+    )
+    p_sw.add_argument(
+        "--distributed",
+        action="store_true",
+        help="multi-host: jax.distributed.initialize(), each process computes its share of "
+        "the chunks into OUT.parts (a shared filesystem) and process 0 merges",
+    )
+    p_sw.add_argument("--coordinator-address", default=None, help="with --distributed: host:port")
+    p_sw.add_argument("--num-processes", type=int, default=None, help="with --distributed")
+    p_sw.add_argument("--process-id", type=int, default=None, help="with --distributed")
+    p_sw.add_argument(
+        "--wait",
+        type=float,
+        default=3600.0,
+        help="seconds process 0 waits for the other processes' chunks (default 3600)",
+    )
     p_sw.set_defaults(func=_cmd_sweep, seeds=16)
 
     p_re = sub.add_parser("reproduce", help="run the experiments and regenerate every figure")
@@ -419,6 +527,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError) as err:
         print(f"gmmcollapse {args.command}: error: {err}", file=sys.stderr)
         return 2
+    except TimeoutError as err:
+        print(f"gmmcollapse {args.command}: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

@@ -5,14 +5,27 @@ the static structure of the simulation and the number of seeds. :func:`run_sweep
 
 * the **theory**: any function mapping a dict of parameter arrays (every grid point at once,
   flattened) to a dict of prediction arrays, e.g. :func:`gmmcollapse.gmm.predict`;
-* the **simulation**: :func:`gmmcollapse.gmm.over_grid` on chunks of grid points, with the
-  mean and standard error over seeds of every :class:`~gmmcollapse.gmm.SimResult` field.
+* the **simulation**: the mean and standard error over seeds of every
+  :class:`~gmmcollapse.gmm.SimResult` field at every grid point, the same seeds at every
+  point (common random numbers).
 
 Grid points that need different static shapes (``d``, or the sample capacity ``n_max``) are
 grouped; within a group ``n`` is traced and ``n_max`` is rounded up to a power of two, so a
-sweep over ``n`` compiles a handful of times, not once per value. Points are processed in
-fixed-size chunks (the last one padded) so each group compiles once; a progress bar reports
-chunks.
+sweep over ``n`` compiles a handful of times, not once per value. Each group runs on the
+fastest exact path :func:`gmmcollapse.gmm.paths.plan` finds for it (``meta["groups"]``).
+
+Scale (see ``docs/scale.md``):
+
+* a chunk of points is one compiled call: ``lax.map`` over its points of ``vmap`` over the
+  seeds, so one point's program never sees the chunk, and its numbers are bitwise those of a
+  direct ``jax.vmap(simulate, (0, None, None))(keys, point, spec)`` whatever the chunk size;
+* the chunk's point axis is sharded over the process's devices (``Mesh`` + ``NamedSharding``,
+  ``shard_map``), padded to a multiple of the device count; on one device nothing changes;
+* with a results path, every finished chunk is written atomically to ``<path>.parts/`` next to
+  a fingerprint of everything that determines the numbers; a re-run computes only missing
+  chunks, refuses parts of a different configuration, and merges when all are present;
+* under ``jax.distributed`` each process computes every ``process_count``-th chunk into the
+  shared parts folder and process 0 merges.
 
 Results (:class:`Results`) are a ``.npz`` file with one array per quantity, shaped like the grid
 (plus a trailing rounds axis for simulation fields), and a JSON ``__meta__`` entry holding the
@@ -21,27 +34,48 @@ sweep definition, the versions and the timing: enough to re-run it.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import math
 import os
 import platform
+import shutil
 import tempfile
 import time
 import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from functools import partial
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax import lax
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
 from gmmcollapse._validate import check_int
-from gmmcollapse.gmm.simulate import _simulate
-from gmmcollapse.gmm.spec import _DEFAULTS, GMMParams, SimSpec, make_params, validate_params
+from gmmcollapse.gmm.paths import PATHS, Plan, plan
+from gmmcollapse.gmm.spec import (
+    _DEFAULTS,
+    GMMParams,
+    SimSpec,
+    make_params,
+    spec_dict,
+    validate_params,
+)
 
-__all__ = ["Results", "Sweep", "grid_points", "load_results", "run_sweep", "save_results"]
+__all__ = [
+    "Results",
+    "Sweep",
+    "dry_run",
+    "grid_points",
+    "load_results",
+    "run_sweep",
+    "save_results",
+]
 
 #: GMMParams fields plus the static sizes a sweep may vary
 PARAM_NAMES = set(GMMParams._fields) | {"d"}
@@ -63,8 +97,15 @@ class Sweep:
             ``learner``, ``rounds``, ``data``, ``n_real_max``, ``n_test``, ``dtype`` ...).
         seeds: simulated runs per grid point (0 = theory only).
         seed: the base PRNG seed; the same seeds are used at every grid point.
-        chunk: grid points per compiled call (0 = automatic from ``memory_budget``).
-        memory_budget: bytes of sampled data allowed per chunk when ``chunk = 0``.
+        chunk: grid points per compiled call and per file of a resumable run (0 = automatic
+            from ``memory_budget``). Results do not depend on it, bit for bit.
+        memory_budget: with ``chunk = 0``, a chunk gets as many points as fit this many bytes
+            at ``seeds`` runs' sampled data each (as :func:`dry_run` counts it). A device holds
+            one point at a time whatever the chunk, so this sets the work per chunk, hence how
+            often a resumable run saves, not the peak memory.
+        path: how to simulate: ``"auto"`` (the fastest exact path per static group, see
+            :func:`gmmcollapse.gmm.paths.plan`) or one of ``"fast"``, ``"primal"``, ``"dual"``,
+            ``"streaming"`` to force it for every group.
     """
 
     name: str
@@ -76,6 +117,7 @@ class Sweep:
     seed: int = 0
     chunk: int = 0
     memory_budget: float = 1.0e9
+    path: str = "auto"
 
     def __post_init__(self):
         case_keys = set().union(*[set(c) for c in self.cases.values()]) if self.cases else set()
@@ -93,6 +135,10 @@ class Sweep:
                 raise ValueError(f"axis {k} must have at least one value")
         if self.seeds < 0:
             raise ValueError(f"seeds must be >= 0, got {self.seeds}")
+        if self.chunk < 0:
+            raise ValueError(f"chunk must be >= 0, got {self.chunk}")
+        if self.path not in ("auto", *PATHS):
+            raise ValueError(f"path must be one of auto, {', '.join(PATHS)}, got {self.path!r}")
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -176,12 +222,22 @@ class Results:
 
 def save_results(path, results: Results) -> None:
     """Write ``results`` to ``path`` atomically (temporary file in the same folder, rename)."""
-    path = os.fspath(path)
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     arrays = {f"axis/{k}": v for k, v in results.axes.items()}
     arrays.update(results.data)
     arrays["__meta__"] = np.asarray(json.dumps(results.meta))
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(path)), suffix=".tmp.npz")
+    _atomic_savez(path, arrays)
+
+
+def _atomic_savez(path, arrays: Mapping[str, np.ndarray]) -> None:
+    """``np.savez`` to a temporary file in the target folder, then ``os.replace``.
+
+    A reader (or a re-run after ``kill -9``) sees either the old file or the complete new one.
+    The temporary name starts with ``.tmp-`` so it never looks like a finished chunk.
+    """
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
     os.close(fd)
     try:
         np.savez(tmp, **arrays)
@@ -207,62 +263,300 @@ def _capacity(n: float) -> int:
     return int(2 ** math.ceil(math.log2(max(n, 1))))
 
 
-#: (grid chunk) x (seeds) runs in one compiled call; compiled once per (spec, chunk size)
-_grid_run = jax.jit(
-    jax.vmap(jax.vmap(_simulate, in_axes=(0, None, None)), in_axes=(None, 0, None)),
-    static_argnums=2,
-)
+# ------------------------------------------------------------------------ one compiled chunk
+
+#: name of the mesh axis the grid points of a chunk are sharded over
+_AXIS = "points"
 
 
-def _sim_group(key, pts: dict[str, np.ndarray], spec: SimSpec, seeds: int, chunk: int, progress):
-    """Simulate every point of one static group; returns mean and se arrays per field."""
-    g = len(pts["n"])
-    params = make_params(**{k: v for k, v in pts.items() if k != "d"})
-    # defaults come back as scalars: give every leaf the leading grid axis
-    params = jax.tree.map(
-        lambda a: jnp.broadcast_to(a, (g,) + a.shape) if a.ndim == 0 else a, params
+def _over_points(simulate: Callable, spec: SimSpec, keys, params: GMMParams):
+    """``lax.map`` over points of ``vmap`` over seeds: fields shaped ``(points, seeds, rounds)``.
+
+    ``lax.map`` (a loop), not ``vmap``: the per-point program is the same whatever the number
+    of points, so a point's numbers do not depend on the chunk size or the device count.
+    """
+    per_point = jax.vmap(simulate, in_axes=(0, None, None))
+    # the keys travel with every point instead of being loop-invariant: otherwise XLA hoists
+    # the parameter-free part of the draws out of the loop and fuses it differently, which
+    # moved results by 1 ulp against the direct program (float64, CPU)
+    size = jax.tree.leaves(params)[0].shape[0]
+    tiled = jnp.broadcast_to(keys, (size,) + keys.shape)
+    return lax.map(lambda kp: per_point(kp[0], kp[1], spec), (tiled, params))
+
+
+@partial(jax.jit, static_argnums=(0, 1, 2))
+def _chunk_call(simulate: Callable, spec: SimSpec, mesh: Mesh | None, keys, params: GMMParams):
+    """One chunk; compiled once per (path, spec, padded chunk size, mesh)."""
+    fn = partial(_over_points, simulate, spec)
+    if mesh is not None:
+        # each device loops over its own block of points; seeds (keys) are replicated. No
+        # collectives and no replicated outputs, so the varying-axis check has nothing to
+        # prove (and the simulations' scans start from constants it would reject)
+        fn = jax.shard_map(
+            fn, mesh=mesh, in_specs=(P(), P(_AXIS)), out_specs=P(_AXIS), check_vma=False
+        )
+    return fn(keys, params)
+
+
+def _local_mesh() -> Mesh | None:
+    """A 1-d mesh over this process's devices (``None`` for one device: nothing to shard).
+
+    Local, not global, devices: under ``jax.distributed`` every process runs its own chunks.
+    """
+    devices = jax.local_devices()
+    return Mesh(np.array(devices), (_AXIS,)) if len(devices) > 1 else None
+
+
+def _summary(res: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``mean/<field>`` and ``se/<field>`` over the seed axis (1) of ``(points, seeds, rounds)``."""
+    out = {}
+    with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
+        # all-NaN slices (e.g. psi when no label was wrong) stay NaN, silently
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for k, v in res.items():
+            out[f"mean/{k}"] = np.nanmean(v, axis=1)
+            cnt = np.sum(~np.isnan(v), axis=1)
+            out[f"se/{k}"] = np.nanstd(v, axis=1, ddof=1) / np.sqrt(np.maximum(cnt, 1))
+    return out
+
+
+# ------------------------------------------------------------------- static groups and plans
+
+
+class _Group(NamedTuple):
+    """Grid points sharing one static shape, with the path that simulates them."""
+
+    d: int
+    n_max: int
+    idx: np.ndarray  # positions in the flattened grid
+    params: GMMParams  # NumPy leaves with a leading axis len(idx)
+    plan: Plan
+    chunk: int  # points per chunk (the last chunk is padded to it)
+
+    @property
+    def starts(self) -> range:
+        return range(0, len(self.idx), self.chunk)
+
+
+def _run_bytes(path: str, spec: SimSpec) -> int:
+    """Bytes of sampled data one run holds at a time (the memory model of ``--dry-run``)."""
+    d, item = spec.d, np.dtype(spec.dtype).itemsize
+    if path == "fast":
+        return (d * d + 2 * d) * item  # the sampled statistics only: O(d^2), no rows
+    blocks = min(spec.n_blocks, getattr(spec, "stream_blocks", 1))  # rows live per scan step
+    rows = spec.rows_per_block * (blocks if path == "streaming" else spec.n_blocks)
+    words = (rows + spec.n_real_max) * d + d * d + d
+    if path == "dual":
+        words += (rows + spec.n_real_max) ** 2
+    if spec.learner == "logistic" and spec.data == "accumulate":
+        words += spec.rounds * rows * d
+    return words * item
+
+
+def _run_flops(path: str, spec: SimSpec) -> float:
+    """Floating-point operations of one run (leading terms of the solves).
+
+    primal / streaming: ``2 n d^2 + d^3/3`` (Gram matrix, Cholesky); dual: ``2 n^2 d + n^3/3``;
+    fast: ``2 d^3`` (Wishart draw and solve); ``n = n_max + n_real_max``; per round, times
+    the Newton steps for the logistic learner.
+    """
+    d, n = float(spec.d), float(spec.n_max + spec.n_real_max)
+    if path == "fast":
+        flops = 2 * d**3
+    elif path == "dual":
+        flops = 2 * n**2 * d + n**3 / 3
+    else:
+        flops = 2 * n * d**2 + d**3 / 3
+    if spec.learner == "logistic":
+        flops *= spec.logistic_steps
+    return flops * spec.rounds
+
+
+def _lead(size: int, a) -> np.ndarray:
+    """A NumPy copy of ``a`` with a leading axis of ``size`` (scalars are broadcast)."""
+    a = np.asarray(a)
+    return np.broadcast_to(a, (size,) + a.shape).copy() if a.ndim == 0 else a
+
+
+def _groups(sweep: Sweep, pts: dict[str, np.ndarray]) -> list[_Group]:
+    """Validate the whole grid, split it into static groups and plan each (nothing compiles)."""
+    if "n" not in pts or "snr" not in pts:
+        raise ValueError("a simulated sweep needs n and snr (as axes or fixed values)")
+    if "d" not in pts:
+        raise ValueError("a simulated sweep needs d (as an axis or a fixed value)")
+    base = dict(sweep.spec)
+    # d, n and n_real pick the static shapes (int(), log2): NaN, inf or fractions fail here
+    check_int("d", pts["d"], 1)
+    check_int("n", pts["n"], 1)
+    check_int("n_real", pts.get("n_real"), 0)
+    n_real_max = int(base.pop("n_real_max", int(np.max(pts.get("n_real", [0])))))
+    members: dict[tuple[int, int], list[int]] = {}
+    for i in range(len(pts["n"])):
+        members.setdefault((int(pts["d"][i]), _capacity(pts["n"][i])), []).append(i)
+    staged = []
+    for (d, n_max), idx in members.items():  # validate every group before planning any
+        spec = SimSpec(n_max=n_max, d=d, n_real_max=n_real_max, **base)
+        params = make_params(**{k: v[idx] for k, v in pts.items() if k != "d"})
+        validate_params(params, spec)
+        # defaults come back as scalars: give every leaf the leading axis of the group
+        params = jax.tree.map(partial(_lead, len(idx)), params)
+        staged.append((d, n_max, np.asarray(idx), params, spec))
+    out = []
+    for d, n_max, idx, params, spec in staged:
+        chosen = plan(spec, params._asdict(), path=sweep.path)
+        per_point = sweep.seeds * _run_bytes(chosen.path, chosen.spec)
+        auto = int(max(1, min(len(idx), sweep.memory_budget // per_point)))
+        out.append(_Group(d, n_max, idx, params, chosen, sweep.chunk or auto))
+    return out
+
+
+def _simulate_chunk(group: _Group, start: int, keys, mesh: Mesh | None) -> dict[str, np.ndarray]:
+    """Mean and SE over seeds of the chunk of ``group`` starting at ``start``."""
+    stop = min(start + group.chunk, len(group.idx))
+    n_dev = 1 if mesh is None else mesh.size
+    width = -(-group.chunk // n_dev) * n_dev  # the chunk, padded to a multiple of the devices
+    sel = np.minimum(np.arange(start, start + width), stop - 1)  # padding repeats a point
+    sub = jax.tree.map(lambda a: a[sel], group.params)
+    if mesh is not None:
+        sub = jax.device_put(sub, NamedSharding(mesh, P(_AXIS)))
+        keys = jax.device_put(keys, NamedSharding(mesh, P()))
+    res = _chunk_call(group.plan.simulate, group.plan.spec, mesh, keys, sub)
+    return _summary({k: np.asarray(v)[: stop - start] for k, v in res._asdict().items()})
+
+
+# ------------------------------------------------------------------------- resumable store
+
+
+def _fingerprint(sweep: Sweep, groups: list[_Group]) -> tuple[str, dict]:
+    """sha256 of the canonical JSON of everything that determines the numbers and the chunks.
+
+    The sweep definition (without its name, which changes no number, and with the resolved
+    chunk size of every group in place of ``chunk`` / ``memory_budget``), each group's path and
+    spec, the package and JAX versions and the backend. Not the device or process count:
+    sharding does not change a bit, so a run may resume on a different machine of the same kind.
+    """
+    import gmmcollapse
+
+    definition = {
+        k: v for k, v in sweep.to_json().items() if k not in ("name", "chunk", "memory_budget")
+    }
+    doc = {
+        "format": 1,
+        "sweep": definition,
+        "groups": [
+            {
+                "d": g.d,
+                "n_max": g.n_max,
+                "points": len(g.idx),
+                "chunk": g.chunk,
+                "path": g.plan.path,
+                "spec": spec_dict(g.plan.spec),
+            }
+            for g in groups
+        ],
+        "dtype": sorted({g.plan.spec.dtype for g in groups}),
+        "gmmcollapse": gmmcollapse.__version__,
+        "jax": jax.__version__,
+        "backend": jax.default_backend(),
+    }
+    text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest(), doc
+
+
+def _parts_dir(path) -> str:
+    return os.fspath(path) + ".parts"
+
+
+def _chunk_file(parts: str, group: int, start: int) -> str:
+    return os.path.join(parts, f"chunk_{group}_{start}.npz")
+
+
+def _mismatch(parts: str, theirs: str, ours: str) -> ValueError:
+    return ValueError(
+        f"results at {parts} were made by a different sweep configuration "
+        f"(fingerprint {theirs[:16]}, this sweep {ours[:16]}); use a new output path or "
+        f"delete {parts}"
     )
-    keys = jax.random.split(key, seeds)
-    run = _grid_run
-    means, ses = [], []
-    for start in range(0, g, chunk):
-        idx = np.arange(start, start + chunk)
-        idx = np.minimum(idx, g - 1)  # pad the last chunk by repeating its last point
-        sub = jax.tree.map(lambda a, i=idx: a[i], params)
-        res = run(keys, sub, spec)
-        valid = min(chunk, g - start)
-        res = jax.tree.map(lambda a, v=valid: np.asarray(a)[:v], res)
-        with warnings.catch_warnings(), np.errstate(invalid="ignore", divide="ignore"):
-            # all-NaN slices (e.g. psi when no label was wrong) stay NaN, silently
-            warnings.simplefilter("ignore", RuntimeWarning)
-            means.append({k: np.nanmean(v, axis=1) for k, v in res._asdict().items()})
-            ses.append(
-                {
-                    k: np.nanstd(v, axis=1, ddof=1)
-                    / np.sqrt(np.maximum(np.sum(~np.isnan(v), axis=1), 1))
-                    for k, v in res._asdict().items()
-                }
-            )
-        progress(valid)
-    cat = lambda parts: {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-    return cat(means), cat(ses)
+
+
+def _open_parts(path, fingerprint: str, doc: dict) -> str:
+    """Create ``<path>.parts/`` with its fingerprint, or check the one that is there."""
+    parts = _parts_dir(path)
+    stamp = os.path.join(parts, "fingerprint.json")
+    if os.path.exists(stamp):
+        with open(stamp) as f:
+            theirs = json.load(f)["fingerprint"]
+        if theirs != fingerprint:
+            raise _mismatch(parts, theirs, fingerprint)
+        return parts
+    if os.path.isdir(parts) and any(n.startswith("chunk_") for n in os.listdir(parts)):
+        raise _mismatch(parts, "unknown (no fingerprint.json)", fingerprint)
+    os.makedirs(parts, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=parts, prefix=".tmp-", suffix=".json")
+    with os.fdopen(fd, "w") as f:
+        json.dump({"fingerprint": fingerprint, "definition": doc}, f, indent=1, sort_keys=True)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, stamp)  # several processes may race here: they write the same content
+    return parts
+
+
+def _save_chunk(file: str, stats: dict[str, np.ndarray], fingerprint: str) -> None:
+    _atomic_savez(file, {**stats, "__fingerprint__": np.asarray(fingerprint)})
+
+
+def _load_chunk(file: str, fingerprint: str) -> dict[str, np.ndarray]:
+    with np.load(file, allow_pickle=False) as f:
+        theirs = str(f["__fingerprint__"])
+        if theirs != fingerprint:
+            raise _mismatch(os.path.dirname(file), theirs, fingerprint)
+        return {k: f[k] for k in f.files if k != "__fingerprint__"}
+
+
+def _assigned(n_chunks: int, process_index: int, process_count: int) -> list[int]:
+    """The chunks (global indices) one process computes: every ``process_count``-th.
+
+    Round robin rather than contiguous blocks, so expensive groups are shared by all.
+    """
+    if not 0 <= process_index < process_count:
+        raise ValueError(f"process index {process_index} not in [0, {process_count})")
+    return list(range(process_index, n_chunks, process_count))
+
+
+# ------------------------------------------------------------------------------ the driver
 
 
 def run_sweep(
     sweep: Sweep,
     theory: Callable[[dict[str, np.ndarray]], Mapping[str, Any]] | None = None,
     path: str | os.PathLike | None = None,
-    progress: bool = True,
-) -> Results:
+    progress: bool | Callable[[dict], Any] = True,
+    *,
+    process: tuple[int, int] | None = None,
+    wait: float = 3600.0,
+) -> Results | None:
     """Evaluate ``theory`` and (if ``sweep.seeds``) the simulation on every grid point.
 
     Args:
         sweep: the :class:`Sweep`.
         theory: maps the flattened parameter dict to named prediction arrays (length G).
-        path: if given, the results are written there (atomically).
-        progress: show a progress bar over simulated grid points.
+        path: if given, the results are written there (atomically), and the run is resumable:
+            finished chunks go to ``<path>.parts/`` as they complete, a re-run loads them and
+            computes only the missing ones, and the folder is removed after the merge.
+        progress: ``True`` shows a progress bar over grid points (rate and ETA); a callable is
+            called after every computed (and saved) chunk with ``{"group", "start", "points",
+            "done", "todo"}`` instead.
+        process: ``(process_index, process_count)``; default
+            ``(jax.process_index(), jax.process_count())``. Process ``i`` computes the chunks
+            whose index is ``i`` modulo the count; process 0 then waits for the others' files
+            and merges; the others return ``None``.
+        wait: seconds process 0 waits for the other processes' chunks (``TimeoutError``
+            after; re-running merges what is there and computes the rest).
 
-    All parameters are validated on the whole grid before anything is compiled.
+    All parameters are validated on the whole grid, and an existing parts folder is checked
+    against this sweep's fingerprint (``ValueError`` on a mismatch), before anything is
+    computed. ``meta["groups"]`` records each static group's ``d``, ``n_max``, path, points
+    and chunk size; ``meta["chunks_computed"]`` / ``meta["chunks_loaded"]`` how many chunks
+    this call computed or read back.
     """
     t0 = time.time()
     pts = sweep.points()
@@ -279,64 +573,115 @@ def run_sweep(
         "devices": len(jax.devices()),
         "platform": platform.platform(),
     }
+    index, count = process if process is not None else (jax.process_index(), jax.process_count())
+    if not 0 <= index < count:
+        raise ValueError(f"process index {index} not in [0, {count})")
+    if count > 1 and path is None:
+        raise ValueError("a sweep over several processes needs a results path (shared folder)")
 
-    if sweep.seeds:
-        if "n" not in pts or "snr" not in pts:
-            raise ValueError("a simulated sweep needs n and snr (as axes or fixed values)")
-        if "d" not in pts:
-            raise ValueError("a simulated sweep needs d (as an axis or a fixed value)")
-        base = dict(sweep.spec)
-        # validate everything before compiling anything (the theory included).
-        # d, n and n_real pick the static shapes (int(), log2): NaN, inf or fractions fail here
-        check_int("d", pts["d"], 1)
-        check_int("n", pts["n"], 1)
-        check_int("n_real", pts.get("n_real"), 0)
-        n_real_max = int(base.pop("n_real_max", int(np.max(pts.get("n_real", [0])))))
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i in range(g):
-            groups.setdefault((int(pts["d"][i]), _capacity(pts["n"][i])), []).append(i)
-        specs = {k: SimSpec(n_max=k[1], d=k[0], n_real_max=n_real_max, **base) for k in groups}
-        for k, idx in groups.items():
-            sub = {name: v[idx] for name, v in pts.items() if name != "d"}
-            validate_params(make_params(**sub), specs[k])
+    groups = _groups(sweep, pts) if sweep.seeds else []
+    parts = fingerprint = None
+    if groups:
+        fingerprint, doc = _fingerprint(sweep, groups)
+        meta["fingerprint"] = fingerprint
+        if path is not None:
+            parts = _open_parts(path, fingerprint, doc)  # raises on a mismatch: nothing ran
 
-    if theory is not None:
+    if theory is not None and index == 0:
         for k, v in theory(pts).items():
             data[f"theory/{k}"] = np.asarray(v, dtype=np.float64).reshape(shape)
 
-    if sweep.seeds:
+    if groups:
+        chunks = [(gi, s) for gi, grp in enumerate(groups) for s in grp.starts]
+        size = {c: min(groups[c[0]].chunk, len(groups[c[0]].idx) - c[1]) for c in chunks}
+        mine = [chunks[i] for i in _assigned(len(chunks), index, count)]
+        have = (
+            set() if parts is None else {c for c in mine if os.path.exists(_chunk_file(parts, *c))}
+        )
+        todo = [c for c in mine if c not in have]
+
         from tqdm.auto import tqdm
 
         bar = tqdm(
-            total=g, desc=f"sweep {sweep.name}", unit="pt", disable=not progress, leave=False
+            total=sum(size[c] for c in mine),
+            initial=sum(size[c] for c in have),
+            desc=f"sweep {sweep.name}",
+            unit="pt",
+            disable=progress is not True,
+            leave=False,
+            dynamic_ncols=True,
         )
-        key = jax.random.key(sweep.seed)
-        rounds = int(base.get("rounds", 1))
-        fields = None
+        keys = jax.random.split(jax.random.key(sweep.seed), sweep.seeds)
+        mesh = _local_mesh()
+        computed: dict[tuple[int, int], dict[str, np.ndarray]] = {}
+        try:
+            for n_done, c in enumerate(todo, 1):
+                stats = _simulate_chunk(groups[c[0]], c[1], keys, mesh)
+                if parts is not None:
+                    _save_chunk(_chunk_file(parts, *c), stats, fingerprint)
+                computed[c] = stats
+                bar.update(size[c])
+                if callable(progress):
+                    info = {"group": c[0], "start": c[1], "points": size[c]}
+                    progress({**info, "done": n_done, "todo": len(todo)})
+        finally:
+            bar.close()
+        meta["chunks"] = len(chunks)
+        meta["chunks_computed"] = len(computed)
+        meta["processes"] = count
+        if index != 0:
+            return None  # process 0 merges
+
+        if parts is not None:  # wait for the other processes' chunks
+            deadline = time.time() + wait
+            while True:
+                missing = [
+                    c
+                    for c in chunks
+                    if c not in computed and not os.path.exists(_chunk_file(parts, *c))
+                ]
+                if not missing or time.time() >= deadline:
+                    break
+                time.sleep(min(2.0, max(0.0, deadline - time.time())))
+            if missing:
+                raise TimeoutError(
+                    f"{len(missing)} of {len(chunks)} chunks are still missing in {parts} "
+                    f"after {wait:g} s; re-run the same sweep to compute them and merge"
+                )
+        meta["chunks_loaded"] = len(chunks) - len(computed)
+
+        rounds = None
         mean_all: dict[str, np.ndarray] = {}
         se_all: dict[str, np.ndarray] = {}
-        paths = {}
-        for k, idx in groups.items():
-            spec = specs[k]
-            per_point = (
-                sweep.seeds * (spec.n_max * spec.d + spec.d * spec.d + spec.n_real_max * spec.d) * 8
-            )
-            chunk = sweep.chunk or int(max(1, min(len(idx), sweep.memory_budget // per_point)))
-            sub = {name: v[idx] for name, v in pts.items()}
-            m, s = _sim_group(key, sub, spec, sweep.seeds, chunk, bar.update)
-            paths[f"d={k[0]},n_max={k[1]}"] = "dual" if spec.use_dual else "primal"
-            if fields is None:
-                fields = list(m)
+        for c in chunks:
+            stats = computed.get(c)
+            if stats is None:
+                stats = _load_chunk(_chunk_file(parts, *c), fingerprint)
+            if rounds is None:
+                fields = [k[5:] for k in stats if k.startswith("mean/")]
+                rounds = stats[f"mean/{fields[0]}"].shape[-1]
                 mean_all = {f: np.full((g, rounds), np.nan) for f in fields}
                 se_all = {f: np.full((g, rounds), np.nan) for f in fields}
-            for f in fields:
-                mean_all[f][idx] = m[f]
-                se_all[f][idx] = s[f]
-        bar.close()
-        for f in fields:
+            grp = groups[c[0]]
+            at = grp.idx[c[1] : c[1] + size[c]]
+            for f in mean_all:
+                mean_all[f][at] = stats[f"mean/{f}"]
+                se_all[f][at] = stats[f"se/{f}"]
+        for f in mean_all:
             data[f"sim_mean/{f}"] = mean_all[f].reshape(shape + (rounds,))
             data[f"sim_se/{f}"] = se_all[f].reshape(shape + (rounds,))
-        meta["solver_paths"] = paths
+        meta["groups"] = [
+            {
+                "d": grp.d,
+                "n_max": grp.n_max,
+                "path": grp.plan.path,
+                "points": len(grp.idx),
+                "chunk": grp.chunk,
+            }
+            for grp in groups
+        ]
+    if index != 0:
+        return None  # a theory-only sweep: process 0 alone evaluates and writes it
     meta["seconds"] = round(time.time() - t0, 3)
     axes = {k: np.atleast_1d(np.asarray(v, np.float64)) for k, v in sweep.axes.items()}
     if sweep.cases:
@@ -344,4 +689,68 @@ def run_sweep(
     res = Results(axes=axes, data=data, meta=meta)
     if path is not None:
         res.save(path)
+        if parts is not None:
+            shutil.rmtree(parts, ignore_errors=True)  # merged: the parts are redundant
     return res
+
+
+# ---------------------------------------------------------------------------------- dry run
+
+
+def _matmul_rate(dtype: str = "float32", size: int = 1024) -> float:
+    """FLOP/s of one ``size x size`` NumPy matmul (after one warm-up product)."""
+    a = np.random.default_rng(0).standard_normal((size, size)).astype(dtype)
+    a @ a  # warm-up: thread pool, page faults
+    t = time.perf_counter()
+    a @ a
+    return 2.0 * size**3 / max(time.perf_counter() - t, 1e-9)
+
+
+def dry_run(sweep: Sweep, measure: bool = True) -> dict:
+    """What :func:`run_sweep` would do, without compiling or computing anything.
+
+    Returns the grid size, the number of (point, seed) runs and, per static group, ``d``,
+    ``n_max``, the chosen path, the chunk size, the number of chunks, the bytes of sampled data
+    a device holds at once (``seeds`` runs of one point; ``block_rows`` rows for streaming,
+    O(d^2) for the fast path) and the FLOPs (see :func:`_run_flops`). With ``measure``, also
+    the machine's matmul rate (one NumPy matmul in the sweep's dtype) and the time estimate
+    ``flops / rate`` (a CPU rate: on accelerators, an upper bound).
+    """
+    pts = sweep.points()
+    g = int(np.prod(sweep.shape))
+    out: dict[str, Any] = {
+        "name": sweep.name,
+        "grid_shape": list(sweep.shape),
+        "grid_size": g,
+        "seeds": sweep.seeds,
+        "runs": g * sweep.seeds,
+        "devices": len(jax.local_devices()),
+        "processes": jax.process_count(),
+        "groups": [],
+        "flops": 0.0,
+    }
+    if not sweep.seeds:
+        return out
+    groups = _groups(sweep, pts)
+    for grp in groups:
+        n_chunks = len(grp.starts)
+        runs = n_chunks * grp.chunk * sweep.seeds  # padded points compute too
+        flops = runs * _run_flops(grp.plan.path, grp.plan.spec)
+        out["groups"].append(
+            {
+                "d": grp.d,
+                "n_max": grp.n_max,
+                "path": grp.plan.path,
+                "points": len(grp.idx),
+                "chunk": grp.chunk,
+                "chunks": n_chunks,
+                "bytes_per_device": sweep.seeds * _run_bytes(grp.plan.path, grp.plan.spec),
+                "flops": flops,
+            }
+        )
+        out["flops"] += flops
+    if measure:
+        rate = _matmul_rate(groups[0].plan.spec.dtype)
+        out["matmul_flops_per_s"] = rate
+        out["seconds"] = out["flops"] / (rate * out["processes"])
+    return out
