@@ -4,7 +4,8 @@
    ratio against a scalar NumPy/SciPy loop of the same closed form (timed on a subsample).
 2. Simulation: 1024 seeds at d = 256, n = 2048 (i.i.d. flips, noisy-oracle verifier, primal
    ridge, float32) against a straightforward NumPy loop of the same algorithm (timed on a
-   subset of seeds, reported per simulation).
+   subset of seeds, reported per simulation); and the same model on the exact fast path that
+   ``plan`` picks by default for it.
 3. The machine's fp32 matmul rate from one large NumPy matmul, for scale.
 
 Usage: python benchmarks/bench_gmm.py [--seeds 1024] [--numpy-seeds 32]
@@ -14,42 +15,17 @@ Absolute times on a shared machine are noisy; the ratios are the result.
 from __future__ import annotations
 
 import argparse
-import math
 import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy.stats import norm
+from baselines import matmul_peak, numpy_run, scalar_mixed, timed
 
 import gmmcollapse.theory as T
 from gmmcollapse.gmm import SimSpec, make_params
+from gmmcollapse.gmm.fast import fast_simulate
 from gmmcollapse.gmm.simulate import _simulate
-
-
-def _best_of(fn, repeats=3):
-    best = math.inf
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t)
-    return best
-
-
-def scalar_ridge_accuracy(n, d, snr, p, phi, psi, lam):
-    """PAPER.md 1.2's closed form for one point in plain Python (the loop baseline)."""
-    alpha = (1 - p) * phi + p * psi
-    nk = alpha * n
-    eps = p * psi / alpha
-    lam2 = lam / alpha
-    eta = d / nk
-    delta = (eta - 1 - lam2 + math.sqrt((1 + lam2 - eta) ** 2 + 4 * eta * lam2)) / (2 * lam2)
-    big_d = snr * snr + 1 + lam2 * (1 + delta)
-    kappa = 1 - 2 * eps
-    eg = kappa * snr * snr / big_d
-    h = 1 - eta / (1 + lam2 * (1 + delta)) ** 2
-    eg2 = (kappa * snr) ** 2 / (h * big_d) * ((snr * snr + 1) / big_d - 2 * (1 - h)) + (1 - h) / h
-    return norm.cdf(eg / math.sqrt(eg2 - eg * eg))
 
 
 def bench_theory(size=1000):
@@ -58,34 +34,21 @@ def bench_theory(size=1000):
     pp, ss = jnp.meshgrid(p, psi, indexing="ij")
     f = jax.jit(lambda a, b: T.ridge_accuracy(4000.0, 1000.0, 1.5, a, 1.0, b, 0.1))
     f(pp, ss).block_until_ready()
-    t_jax = _best_of(lambda: f(pp, ss).block_until_ready())
+    t_jax = timed(lambda: f(pp, ss).block_until_ready(), 3)[0]
     sub = 20000
     pts = list(zip(np.asarray(pp).ravel()[:sub], np.asarray(ss).ravel()[:sub]))
     t0 = time.perf_counter()
     for a, b in pts:
-        scalar_ridge_accuracy(4000.0, 1000.0, 1.5, float(a), 1.0, float(b), 0.1)
+        scalar_mixed(0.0, 4000.0, 1000.0, 1.5, float(a), 1.0, float(b), 0.1)
     t_loop = (time.perf_counter() - t0) * (size * size / sub)
     return t_jax, t_loop
 
 
-def numpy_simulation(rng, n, d, snr, p, phi, psi, lam):
-    """The same algorithm as gmmcollapse.gmm.simulate for one seed, in NumPy float32."""
-    y = rng.choice(np.array([-1.0, 1.0], np.float32), n)
-    x = rng.standard_normal((n, d), dtype=np.float32)
-    x[:, 0] += snr * y
-    yt = np.where(rng.random(n) < p, -y, y)
-    correct = yt == y
-    kept = rng.random(n) < np.where(correct, phi, psi)
-    xk = x[kept]
-    a = xk.T @ xk / n + lam * np.eye(d, dtype=np.float32)
-    w = np.linalg.solve(a, xk.T @ yt[kept] / n)
-    return norm.cdf(snr * w[0] / np.linalg.norm(w))
-
-
-def bench_simulation(seeds=1024, numpy_seeds=32, n=2048, d=256, chunk=128):
+def bench_simulation(seeds=1024, numpy_seeds=32, n=2048, d=256, chunk=128, sim=_simulate):
+    """Seconds for ``seeds`` runs of ``sim`` and (extrapolated) of the NumPy loop."""
     spec = SimSpec(n_max=n, d=d)
     params = make_params(n, 1.5, p=0.3, phi=1.0, psi=0.4, lam=0.1)
-    run = jax.jit(jax.vmap(_simulate, in_axes=(0, None, None)), static_argnums=2)
+    run = jax.jit(jax.vmap(sim, in_axes=(0, None, None)), static_argnums=2)
     keys = jax.random.split(jax.random.key(0), seeds)
     run(keys[:chunk], params, spec).acc.block_until_ready()
 
@@ -93,20 +56,13 @@ def bench_simulation(seeds=1024, numpy_seeds=32, n=2048, d=256, chunk=128):
         out = [run(keys[i : i + chunk], params, spec).acc for i in range(0, seeds, chunk)]
         return jnp.concatenate(out).block_until_ready()
 
-    t_jax = _best_of(all_seeds, repeats=2)
+    t_jax = timed(all_seeds, 2)[0]
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()
     for _ in range(numpy_seeds):
-        numpy_simulation(rng, n, d, 1.5, 0.3, 1.0, 0.4, 0.1)
+        numpy_run(rng, n, d, 1.5, 0.3, 1.0, 0.4, 0.1)
     t_np = (time.perf_counter() - t0) / numpy_seeds * seeds
     return t_jax, t_np
-
-
-def matmul_peak(size=2048):
-    a = np.random.default_rng(0).standard_normal((size, size), dtype=np.float32)
-    a @ a
-    t = _best_of(lambda: a @ a)
-    return 2 * size**3 / t / 1e9
 
 
 def main(argv=None):
@@ -118,6 +74,7 @@ def main(argv=None):
     peak = matmul_peak()
     t_jax, t_loop = bench_theory()
     s_jax, s_np = bench_simulation(args.seeds, args.numpy_seeds)
+    s_fast, _ = bench_simulation(args.seeds, 1, sim=fast_simulate)
     n, d = 2048, 256
     flops = args.seeds * (2 * n * d * d + d**3 / 3)
     rows = [
@@ -134,6 +91,12 @@ def main(argv=None):
             f"{s_np / s_jax:.1f}x",
         ),
         ("  simulations per second", f"{args.seeds / s_jax:.0f}", f"{args.seeds / s_np:.0f}", ""),
+        (
+            "  the same model on the exact fast path (default)",
+            f"{s_fast:.3f} s",
+            f"NumPy loop {s_np:.1f} s",
+            f"{s_np / s_fast:.0f}x",
+        ),
         (
             "  achieved GFLOP/s (Gram + solve)",
             f"{flops / s_jax / 1e9:.1f}",

@@ -28,28 +28,11 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy.stats import norm
+from baselines import matmul_peak, numpy_run, scalar_mixed, timed
 
 import gmmcollapse.theory as T
 from gmmcollapse.gmm import SimSpec, make_params
 from gmmcollapse.gmm.paths import plan
-
-
-def _timed(fn, repeats=2):
-    best = math.inf
-    out = None
-    for _ in range(repeats):
-        t = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t)
-    return best, out
-
-
-def matmul_peak(size=2048):
-    a = np.random.default_rng(0).standard_normal((size, size), dtype=np.float32)
-    a @ a
-    t, _ = _timed(lambda: a @ a, 3)
-    return 2 * size**3 / t / 1e9
 
 
 def _run_plan(spec, params, seeds, chunk=128):
@@ -63,25 +46,8 @@ def _run_plan(spec, params, seeds, chunk=128):
         outs = [run(keys[i : i + chunk], params, pl.spec).acc for i in range(0, seeds, chunk)]
         return jnp.concatenate(outs).block_until_ready()
 
-    t, acc = _timed(go)
+    t, acc = timed(go)
     return pl.path, t, np.asarray(acc)
-
-
-def _numpy_run(rng, n, d, snr, p, phi, psi, lam, sklearn=False):
-    y = rng.choice(np.array([-1.0, 1.0], np.float32), n)
-    x = rng.standard_normal((n, d), dtype=np.float32)
-    x[:, 0] += snr * y
-    yt = np.where(rng.random(n) < p, -y, y)
-    kept = rng.random(n) < np.where(yt == y, phi, psi)
-    xk, yk = x[kept], yt[kept]
-    if sklearn:
-        from sklearn.linear_model import RidgeClassifier
-
-        # sklearn minimises ||y - Xw||^2 + alpha ||w||^2: alpha = lam N matches our convention
-        w = RidgeClassifier(alpha=lam * n, fit_intercept=False).fit(xk, yk).coef_.ravel()
-    else:
-        w = np.linalg.solve(xk.T @ xk / n + lam * np.eye(d, dtype=np.float32), xk.T @ yk / n)
-    return norm.cdf(snr * w[0] / np.linalg.norm(w))
 
 
 def bench_phi_psi(seeds, baseline_seeds, n=4096, d=256):
@@ -90,10 +56,10 @@ def bench_phi_psi(seeds, baseline_seeds, n=4096, d=256):
     path, t_ours, acc = _run_plan(spec, params, seeds)
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()
-    np_acc = [_numpy_run(rng, n, d, 1.5, 0.3, 1.0, 0.4, 0.1) for _ in range(baseline_seeds)]
+    np_acc = [numpy_run(rng, n, d, 1.5, 0.3, 1.0, 0.4, 0.1) for _ in range(baseline_seeds)]
     t_np = (time.perf_counter() - t0) / baseline_seeds
     t0 = time.perf_counter()
-    sk_acc = [_numpy_run(rng, n, d, 1.5, 0.3, 1.0, 0.4, 0.1, True) for _ in range(baseline_seeds)]
+    sk_acc = [numpy_run(rng, n, d, 1.5, 0.3, 1.0, 0.4, 0.1, True) for _ in range(baseline_seeds)]
     t_sk = (time.perf_counter() - t0) / baseline_seeds
     return {
         "path": path,
@@ -116,8 +82,8 @@ def bench_linear(seeds, n=4096, d=256):
     x = draw(jax.random.key(0)).block_until_ready()
     gram = jax.jit(lambda a: jnp.einsum("bni,bnj->bij", a, a))
     gram(x).block_until_ready()
-    t_draw, _ = _timed(lambda: draw(jax.random.key(1)).block_until_ready(), 3)
-    t_gram, _ = _timed(lambda: gram(x).block_until_ready(), 3)
+    t_draw, _ = timed(lambda: draw(jax.random.key(1)).block_until_ready(), 3)
+    t_gram, _ = timed(lambda: gram(x).block_until_ready(), 3)
     return {
         "path": path,
         "sims_per_s": seeds / t,
@@ -136,7 +102,7 @@ def bench_large_n(n=10**7, d=256):
     stream = plan(spec, {"tau": np.array([-np.inf])}, path="streaming")
     key = jax.random.key(1)
     fast.simulate(key, params, fast.spec).acc.block_until_ready()
-    t_fast, _ = _timed(lambda: fast.simulate(key, params, fast.spec).acc.block_until_ready(), 3)
+    t_fast, _ = timed(lambda: fast.simulate(key, params, fast.spec).acc.block_until_ready(), 3)
     stream.simulate(key, make_params(1, 1.5), stream.spec).acc.block_until_ready()  # compile
     t0 = time.perf_counter()
     stream.simulate(key, params, stream.spec).acc.block_until_ready()
@@ -174,22 +140,6 @@ def bench_rss(ns, d=256):
     return out
 
 
-def scalar_mixed(n_real, n_syn, d, snr, p, phi, psi, lam):
-    """PAPER.md 1.2's reduction and closed form for one point, in plain Python."""
-    alpha = (1 - p) * phi + p * psi
-    nk = n_real + alpha * n_syn
-    eps = p * psi * n_syn / nk
-    lam2 = lam * (n_real + n_syn) / nk
-    eta = d / nk
-    delta = (eta - 1 - lam2 + math.sqrt((1 + lam2 - eta) ** 2 + 4 * eta * lam2)) / (2 * lam2)
-    big_d = snr * snr + 1 + lam2 * (1 + delta)
-    kappa = 1 - 2 * eps
-    eg = kappa * snr * snr / big_d
-    h = 1 - eta / (1 + lam2 * (1 + delta)) ** 2
-    eg2 = (kappa * snr) ** 2 / (h * big_d) * ((snr * snr + 1) / big_d - 2 * (1 - h)) + (1 - h) / h
-    return 0.5 * math.erfc(-eg / math.sqrt(eg2 - eg * eg) / math.sqrt(2))
-
-
 def bench_theory(points=10**6, loop_points=20000):
     rng = np.random.default_rng(0)
     p, psi = rng.uniform(0, 1, points), rng.uniform(0.05, 1, points)
@@ -198,7 +148,7 @@ def bench_theory(points=10**6, loop_points=20000):
     out = {}
     for name, fn, real in (("ridge_accuracy", ridge, 0.0), ("mixed_ridge_accuracy", mixed, 500.0)):
         fn(p, psi).block_until_ready()
-        t, vals = _timed(lambda f=fn: f(p, psi).block_until_ready(), 3)
+        t, vals = timed(lambda f=fn: f(p, psi).block_until_ready(), 3)
         n_syn = 4000.0
         t0 = time.perf_counter()
         ref = [
