@@ -512,6 +512,21 @@ def _load_chunk(file: str, fingerprint: str) -> dict[str, np.ndarray]:
         return {k: f[k] for k in f.files if k != "__fingerprint__"}
 
 
+def _finished(path, fingerprint: str) -> Results | None:
+    """The results already at ``path`` if the same sweep made them (and no parts are pending).
+
+    A re-run of a finished sweep then simulates nothing; results of another configuration at
+    ``path`` are simply recomputed and replaced (they are never mixed).
+    """
+    if path is None or not os.path.isfile(path) or os.path.isdir(_parts_dir(path)):
+        return None
+    try:
+        old = load_results(path)
+    except (OSError, ValueError, KeyError):
+        return None
+    return old if old.meta.get("fingerprint") == fingerprint else None
+
+
 def _assigned(n_chunks: int, process_index: int, process_count: int) -> list[int]:
     """The chunks (global indices) one process computes: every ``process_count``-th.
 
@@ -541,7 +556,9 @@ def run_sweep(
         theory: maps the flattened parameter dict to named prediction arrays (length G).
         path: if given, the results are written there (atomically), and the run is resumable:
             finished chunks go to ``<path>.parts/`` as they complete, a re-run loads them and
-            computes only the missing ones, and the folder is removed after the merge.
+            computes only the missing ones, and the folder is removed after the merge. If
+            ``path`` already holds the finished results of the same sweep (same fingerprint),
+            nothing is simulated again.
         progress: ``True`` shows a progress bar over grid points (rate and ETA); a callable is
             called after every computed (and saved) chunk with ``{"group", "start", "points",
             "done", "todo"}`` instead.
@@ -580,18 +597,26 @@ def run_sweep(
         raise ValueError("a sweep over several processes needs a results path (shared folder)")
 
     groups = _groups(sweep, pts) if sweep.seeds else []
-    parts = fingerprint = None
+    parts = fingerprint = reuse = None
     if groups:
         fingerprint, doc = _fingerprint(sweep, groups)
         meta["fingerprint"] = fingerprint
-        if path is not None:
+        reuse = _finished(path, fingerprint)
+        if path is not None and reuse is None:
             parts = _open_parts(path, fingerprint, doc)  # raises on a mismatch: nothing ran
 
     if theory is not None and index == 0:
         for k, v in theory(pts).items():
             data[f"theory/{k}"] = np.asarray(v, dtype=np.float64).reshape(shape)
 
-    if groups:
+    if reuse is not None:  # the same sweep already finished at `path`: nothing to simulate
+        if index != 0:
+            return None
+        data.update({k: v for k, v in reuse.data.items() if k.startswith(("sim_mean/", "sim_se/"))})
+        for k in ("chunks", "groups", "processes"):
+            meta[k] = reuse.meta.get(k)
+        meta["chunks_computed"], meta["chunks_loaded"] = 0, reuse.meta.get("chunks")
+    elif groups:
         chunks = [(gi, s) for gi, grp in enumerate(groups) for s in grp.starts]
         size = {c: min(groups[c[0]].chunk, len(groups[c[0]].idx) - c[1]) for c in chunks}
         mine = [chunks[i] for i in _assigned(len(chunks), index, count)]

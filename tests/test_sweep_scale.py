@@ -415,3 +415,35 @@ def test_cli_simulate_path_flag(capsys):
     assert main([*argv, "--tau", "0", "--path", "fast"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "path 'fast' needs" in err[0]
+
+
+def test_rerunning_a_finished_sweep_simulates_nothing(tmp_path):
+    from gmmcollapse.gmm.simulate import TRACE_COUNT
+    from gmmcollapse.sweep import Sweep, run_sweep
+
+    sw = Sweep(
+        "reuse", axes={"p": [0.1, 0.4]}, fixed={"n": 32, "d": 8, "snr": 1.0}, seeds=2, path="primal"
+    )
+    out = tmp_path / "r.npz"
+    first = run_sweep(sw, None, out, progress=False)
+    assert first.meta["chunks_computed"] >= 1
+    before = TRACE_COUNT["simulate"]
+    again = run_sweep(sw, None, out, progress=False)
+    assert again.meta["chunks_computed"] == 0 and TRACE_COUNT["simulate"] == before
+    for k, v in first.data.items():
+        np.testing.assert_array_equal(again.data[k], v)
+    # another configuration at the same path is recomputed, not mixed in
+    other = run_sweep(
+        Sweep(
+            "reuse",
+            axes={"p": [0.2, 0.4]},
+            fixed={"n": 32, "d": 8, "snr": 1.0},
+            seeds=2,
+            path="primal",
+        ),
+        None,
+        out,
+        progress=False,
+    )
+    assert other.meta["chunks_computed"] >= 1
+    assert not np.array_equal(other["sim_mean/acc"], first["sim_mean/acc"])
