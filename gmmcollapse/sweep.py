@@ -34,6 +34,7 @@ sweep definition, the versions and the timing: enough to re-run it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -427,12 +428,31 @@ def _simulate_chunk(group: _Group, start: int, keys, mesh: Mesh | None) -> dict[
 # ------------------------------------------------------------------------- resumable store
 
 
+@functools.cache
+def _source_hash() -> str:
+    """sha256 of the package's simulation sources: an edited simulator never reuses old chunks."""
+    root = os.path.dirname(os.path.abspath(__file__))
+    h = hashlib.sha256()
+    for sub in ("gmm", "feedback.py", "sweep.py"):
+        base = os.path.join(root, sub)
+        files = (
+            [base]
+            if base.endswith(".py")
+            else sorted(os.path.join(base, f) for f in os.listdir(base) if f.endswith(".py"))
+        )
+        for f in files:
+            with open(f, "rb") as fh:
+                h.update(os.path.relpath(f, root).encode() + b"\0" + fh.read())
+    return h.hexdigest()
+
+
 def _fingerprint(sweep: Sweep, groups: list[_Group]) -> tuple[str, dict]:
     """sha256 of the canonical JSON of everything that determines the numbers and the chunks.
 
     The sweep definition (without its name, which changes no number, and with the resolved
     chunk size of every group in place of ``chunk`` / ``memory_budget``), each group's path and
-    spec, the package and JAX versions and the backend. Not the device or process count:
+    spec, the package version and a hash of its simulation sources (so an edited simulator never
+    reuses old chunks), the JAX version and the backend. Not the device or process count:
     sharding does not change a bit, so a run may resume on a different machine of the same kind.
     """
     import gmmcollapse
@@ -456,6 +476,7 @@ def _fingerprint(sweep: Sweep, groups: list[_Group]) -> tuple[str, dict]:
         ],
         "dtype": sorted({g.plan.spec.dtype for g in groups}),
         "gmmcollapse": gmmcollapse.__version__,
+        "source": _source_hash(),
         "jax": jax.__version__,
         "backend": jax.default_backend(),
     }
