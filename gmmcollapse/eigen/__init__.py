@@ -1,7 +1,8 @@
 """Experiment 1 (PAPER.md 1.3): transformers that compute eigenvalues of symmetric matrices.
 
 This package is being built (issue 4). So far: on-the-fly data and the accuracy metric
-(:mod:`gmmcollapse.eigen.data`) and the number encodings (:mod:`gmmcollapse.eigen.encodings`).
+(:mod:`gmmcollapse.eigen.data`), the verifiers as scores for the shared kernel
+(:mod:`gmmcollapse.eigen.verifiers`) and the number encodings (:mod:`gmmcollapse.eigen.encodings`).
 """
 
 from gmmcollapse.eigen.data import (
