@@ -13,10 +13,13 @@ from gmmcollapse.eigen.data import (
     relative_l1_error,
     sample_matrices,
 )
+from gmmcollapse.eigen.encodings import ENCODINGS, NumberEncoding
 
 __all__ = [
+    "ENCODINGS",
     "TOLERANCES",
     "EigenBatch",
+    "NumberEncoding",
     "accuracy",
     "eigenvalues",
     "relative_l1_error",
