@@ -300,8 +300,7 @@ def _free_port() -> int:
 def test_cli_distributed_two_processes_equal_the_single_process_run(ref, tmp_path):
     """``gmmcollapse sweep --distributed``: two real JAX processes, one shared parts folder."""
     script = os.path.join(os.path.dirname(sys.executable), "gmmcollapse")
-    if not os.path.exists(script):
-        pytest.skip("the gmmcollapse console script is not installed")
+    assert os.path.exists(script), "the gmmcollapse console script is not installed"
     out = tmp_path / "dist.npz"
     argv = [script, "sweep", "--axis", "p=" + ",".join(map(str, P)), "--axis", "n=100,300"]
     argv += ["--d", "4", "--snr", "1.5", "--phi", "1", "--psi", "0.5", "--lam", "0.1"]
