@@ -1,6 +1,6 @@
 """``gmmcollapse`` command line: a thin layer that parses flags and calls the library.
 
-Subcommands: ``theory``, ``simulate``, ``sweep``, ``reproduce``. Invalid values print one
+Subcommands: ``theory``, ``simulate``, ``sweep``, ``eigen``, ``reproduce``. Invalid values print one
 line naming the parameter and exit with code 2 (no traceback).
 """
 
@@ -393,29 +393,155 @@ def _cmd_sweep(args) -> int:
     return 0
 
 
+def _parse_overrides(items: list[str]) -> dict:
+    """``--set key=value`` pairs for the eigen config, converted to the field's type."""
+    import dataclasses
+
+    from gmmcollapse.eigen.experiment import EigenConfig
+
+    types = {f.name: f.type for f in dataclasses.fields(EigenConfig)}
+    defaults = EigenConfig()
+    out = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or key not in types or key == "scale":
+            allowed = ", ".join(sorted(set(types) - {"scale"}))
+            raise ValueError(f"--set expects KEY=VALUE with KEY one of {allowed}; got {item!r}")
+        current = getattr(defaults, key)
+        try:
+            if isinstance(current, tuple):
+                parts = [t for t in text.split(",") if t.strip()]
+                conv = int if key == "sizes" else (float if key == "p_noise" else str)
+                out[key] = tuple(conv(_float(t)) if conv is int else conv(t) for t in parts)
+            elif isinstance(current, bool):
+                out[key] = text.lower() in ("1", "true", "yes")
+            elif isinstance(current, int):
+                v = _float(text)
+                if v != int(v):
+                    raise ValueError
+                out[key] = int(v)
+            elif isinstance(current, float):
+                out[key] = _float(text)
+            else:
+                out[key] = text
+        except (ValueError, argparse.ArgumentTypeError):
+            raise ValueError(
+                f"--set {key}: cannot read {text!r} as {type(current).__name__}"
+            ) from None
+    return out
+
+
+def _print_eigen_plan(cfg) -> None:
+    from gmmcollapse.eigen.experiment import memory_estimate, strategies
+
+    mem = memory_estimate(cfg)
+    mc = cfg.model_config()
+    fl = mc.flops_per_example()
+    n_models = 1 + len(strategies(cfg)) + len(cfg.curve_strategies) * len(cfg.sizes)
+    print(f"eigen {cfg.scale}: {cfg.k}x{cfg.k} matrices, {cfg.encoding}, tau = {cfg.tau:g}")
+    print(
+        f"  model: {mc.enc_layers}+{mc.dec_layers} layers, width {mc.width}, {mc.heads} heads, "
+        f"ff {mc.ff}: {mem['params'] / 1e6:.2f}M parameters, "
+        f"{fl['train'] / 1e6:.1f} MFLOP per training example"
+    )
+    print(
+        f"  generator: {cfg.n_real} real pairs, {cfg.gen_steps} steps x {cfg.batch_size}; "
+        f"{cfg.n_syn} synthesized inputs x beam {cfg.beam}; {n_models - 1} retrained models "
+        f"x {cfg.retrain_steps} steps; {cfg.rounds} round(s)"
+    )
+    total_ex = cfg.batch_size * (cfg.gen_steps + (n_models - 1) * cfg.retrain_steps)
+    print(f"  training: {total_ex * fl['train'] / 1e15:.3g} PFLOP in all")
+    print(
+        f"  memory per device: training {_bytes(mem['train_bytes'])}, "
+        f"beam decoding {_bytes(mem['decode_bytes'])}; host memory for the data "
+        f"{_bytes(mem['host_data_bytes'])}"
+    )
+    if cfg.notes:
+        print(f"  notes: {cfg.notes}")
+
+
+def _eigen_summary(res: dict) -> None:
+    tau = f"{res['config']['tau']:g}"
+    gen = res["generator"]["acc"][tau]
+    w = res["warmup"]
+    print(f"accuracy at tolerance {float(tau):.1%} on {res['config']['n_test']} held-out matrices")
+    print(f"  generator                {gen:7.1%}")
+    for k in ("greedy", "oracle_best_of_k", "lowest_perplexity"):
+        print(f"  warm-up {k:<17}{w[k][tau]:7.1%}")
+    print(f"  {'strategy':<24}{'p*':>7}{'kept':>9}{'acc':>8}")
+    for name, s in res["strategies"].items():
+        acc = (s.get("acc") or {}).get(tau)
+        ps = s.get("p_star")
+        print(
+            f"  {name:<24}{'-' if ps is None else f'{ps:.3f}':>7}{s['n_selected']:>9}"
+            f"{'-' if acc is None else f'{acc:.1%}':>8}"
+        )
+
+
+def _cmd_eigen(args) -> int:
+    from gmmcollapse.eigen.experiment import make_config, run
+    from gmmcollapse.plots.eigen import FIGURES, draw
+
+    cfg = make_config(args.scale, **_parse_overrides(args.set))
+    if args.dry_run:
+        _print_eigen_plan(cfg)
+        return 0
+    out = args.out or os.path.join("results", "eigen", cfg.scale)
+    t0 = time.time()
+    if not args.figures_only:
+        _print_eigen_plan(cfg)
+        res = run(cfg, out, progress=not args.quiet, log=None if args.quiet else print)
+    else:
+        from gmmcollapse.plots.eigen import load_run
+
+        res = load_run(out)
+    figs = args.figures or os.path.join(out, "figures")
+    for name in FIGURES:
+        paths, _ = draw(name, out, figs)
+        print(f"figure {paths[0]}")
+    _eigen_summary(res)
+    print(f"done in {time.time() - t0:.1f} s; results in {os.path.join(out, 'results.json')}")
+    return 0
+
+
 def _cmd_reproduce(args) -> int:
     from gmmcollapse.experiments.gmm import EXPERIMENTS, run_experiment
+    from gmmcollapse.plots import eigen as eigen_plots
     from gmmcollapse.plots.gmm import draw
 
-    domains = {"gmm": list(EXPERIMENTS)}
+    domains = {"gmm": list(EXPERIMENTS), "eigen": list(eigen_plots.FIGURES)}
     if args.only not in (None, *domains):
         raise ValueError(f"only must be one of {', '.join(domains)}, got {args.only!r}")
-    names = domains[args.only or "gmm"]
+    names = [(d, n) for d in ([args.only] if args.only else domains) for n in domains[d]]
     if args.figure:
-        unknown = set(args.figure) - set(names)
+        full = {f"{d}_{n}" if d == "eigen" else n: (d, n) for d, n in names}
+        unknown = set(args.figure) - set(full)
         if unknown:
             raise ValueError(
-                f"figure must be among {', '.join(names)}, got {', '.join(sorted(unknown))}"
+                f"figure must be among {', '.join(full)}, got {', '.join(sorted(unknown))}"
             )
-        names = [n for n in names if n in args.figure]
+        names = [full[f] for f in full if f in args.figure]
     t_all = time.time()
-    for name in names:
+    eigen_done = False
+    for domain, name in names:
         t0 = time.time()
-        if not args.figures_only:
-            run_experiment(name, args.scale, args.results, progress=not args.quiet)
-        paths, headline = draw(name, args.results, args.out)
+        if domain == "gmm":
+            gmm_dir = os.path.join(args.results, "gmm")
+            if not args.figures_only:
+                run_experiment(name, args.scale, gmm_dir, progress=not args.quiet)
+            paths, headline = draw(name, gmm_dir, args.out)
+        else:
+            from gmmcollapse.eigen.experiment import make_config, run
+
+            run_dir = os.path.join(args.results, "eigen", args.scale)
+            if not args.figures_only and not eigen_done:
+                run(make_config(args.scale), run_dir, progress=not args.quiet, log=None)
+                eigen_done = True
+            paths, headline = eigen_plots.draw(name, run_dir, args.out)
         extra = f"  {json.dumps(headline)}" if headline else ""
-        print(f"[{time.time() - t0:6.1f} s] {name:<13} -> {paths[0]}{extra}", flush=True)
+        label = f"{domain}_{name}" if domain == "eigen" else name
+        print(f"[{time.time() - t0:6.1f} s] {label:<15} -> {paths[0]}{extra}", flush=True)
     print(f"done in {time.time() - t_all:.1f} s; figures in {os.path.abspath(args.out)}")
     return 0
 
@@ -503,14 +629,48 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_sw.set_defaults(func=_cmd_sweep, seeds=16)
 
+    p_eig = sub.add_parser(
+        "eigen",
+        help="experiment 1: a transformer computing eigenvalues, synthesize -> verify -> retrain",
+        description="Train a generator transformer on real (matrix, eigenvalues) pairs, "
+        "synthesize answers for fresh matrices (greedy and beam search), select them with "
+        "each verifier, retrain a fresh model per selection and evaluate. Writes "
+        "OUT/results.json and OUT/figures/. Re-running with the same --out resumes.",
+    )
+    p_eig.add_argument("--scale", choices=("smoke", "quick", "paper"), default="quick")
+    p_eig.add_argument("--out", default=None, help="run directory (default results/eigen/SCALE)")
+    p_eig.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. --set n_syn=20000 --set sizes=5000,10000 "
+        "(repeatable; see gmmcollapse.eigen.experiment.EigenConfig)",
+    )
+    p_eig.add_argument("--figures", default=None, help="figure directory (default OUT/figures)")
+    p_eig.add_argument(
+        "--dry-run", action="store_true", help="print the plan and memory estimate; run nothing"
+    )
+    p_eig.add_argument("--figures-only", action="store_true", help="redraw from OUT/results.json")
+    p_eig.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
+    p_eig.set_defaults(func=_cmd_eigen)
+
     p_re = sub.add_parser("reproduce", help="run the experiments and regenerate every figure")
-    p_re.add_argument("--only", choices=("gmm",), default=None, help="one domain (default: all)")
+    p_re.add_argument(
+        "--only", choices=("gmm", "eigen"), default=None, help="one domain (default: all)"
+    )
     p_re.add_argument("--scale", choices=("smoke", "quick", "paper"), default="quick")
     p_re.add_argument(
-        "--figure", action="append", default=None, help="only this figure (repeatable)"
+        "--figure",
+        action="append",
+        default=None,
+        help="only this figure (repeatable): a GMM name such as phase, or eigen_warmup, "
+        "eigen_pstar, eigen_datasize",
     )
     p_re.add_argument(
-        "--results", default="results/gmm", help="where result files go (default results/gmm)"
+        "--results",
+        default="results",
+        help="root of the result files: RESULTS/gmm/*.npz, RESULTS/eigen/SCALE/ (default results)",
     )
     p_re.add_argument("--out", default="figures/out", help="where figures go (default figures/out)")
     p_re.add_argument("--figures-only", action="store_true", help="redraw from existing results")

@@ -225,7 +225,7 @@ def test_reproduce_phase_smoke(capsys, tmp_path):
     png, pdf = figures / "gmm_phase.png", figures / "gmm_phase.pdf"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert pdf.read_bytes()[:5] == b"%PDF-"
-    assert (results / "gmm_phase.npz").exists()
+    assert (results / "gmm" / "gmm_phase.npz").exists()
     assert sorted(p.name for p in figures.iterdir()) == [
         "gmm_phase.pdf",
         "gmm_phase.png",

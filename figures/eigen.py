@@ -1,0 +1,11 @@
+"""Draw the three eigenvalue figures from a finished run's results.json (never computes).
+
+Usage: python figures/eigen.py [--out RUN_DIR] [--figures DIR]
+"""
+
+import sys
+
+from gmmcollapse.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["eigen", "--figures-only", *sys.argv[1:]]))

@@ -1,0 +1,618 @@
+"""Experiment 1 end to end: train a generator, synthesize, verify, retrain, evaluate.
+
+1. Train a generator transformer on ``n_real`` real (matrix, eigenvalues) pairs.
+2. Decode ``n_syn`` fresh matrices: greedy (pool ``"greedy"``, k = 1) and beam search (pool
+   ``"beam"``, k = ``beam``).
+3. Score every candidate: ``oracle`` (minus the relative L1 error, needs the truth), ``self``
+   (the model's length-normalised log-probability), ``invariants`` (trace and Frobenius
+   identities, needs no truth); a candidate is *correct* when its error is at most ``tau``.
+4. Select with the shared kernel through :func:`gmmcollapse.pipeline.run_round` (strategies
+   below), train a fresh model per selection with the same budget, evaluate all models on one
+   fixed held-out set. Optional further rounds use each strategy's model as its next generator.
+5. Write ``results.json`` (format in :func:`run`); the figures (:mod:`gmmcollapse.plots.eigen`)
+   read only that file.
+
+Strategies: ``none`` (every greedy output), ``oracle_prune`` (greedy outputs within tau),
+``oracle_best_of_k`` (the beam closest to the truth, if within tau), ``self_best_of_k`` (the
+beam with the highest log-probability), ``invariants`` (greedy outputs whose identities hold
+within ``invariant_tol``), ``invariants_best_of_k`` (the beam that best satisfies them, if
+within ``invariant_tol``), and ``noisy_oracle_<p>`` (greedy outputs: correct ones kept, wrong
+ones kept with probability p, so p* = 1 / (1 + p)).
+
+Every stage writes its output into the run directory (generator checkpoint, candidates, one file
+per retrained model), so an interrupted run started again with the same ``--out`` resumes; a
+directory holding a different configuration is refused.
+
+Scales (:data:`SCALES`): ``smoke`` checks the mechanics in well under two minutes; ``quick`` is
+sized for a 2-core CPU in under 30 minutes; ``paper`` is the paper's setting for one GPU. See
+each config's notes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import time
+from typing import Any
+
+import jax
+import numpy as np
+
+from gmmcollapse._validate import check_int, check_range
+from gmmcollapse.eigen.data import TOLERANCES, EigenBatch, accuracy, sample_matrices
+from gmmcollapse.eigen.tokens import MatrixTokenizer
+from gmmcollapse.eigen.verifiers import invariant_scores, oracle_scores
+from gmmcollapse.models import (
+    Generated,
+    TrainConfig,
+    Transformer,
+    TransformerConfig,
+    generate,
+    load_model,
+    save_model,
+    train,
+)
+from gmmcollapse.pipeline import Strategy, run_round
+
+__all__ = [
+    "SCALES",
+    "EigenConfig",
+    "EigenDomain",
+    "make_config",
+    "memory_estimate",
+    "run",
+    "strategies",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class EigenConfig:
+    """Everything that defines a run. Override fields with :func:`make_config`.
+
+    Attributes:
+        scale: name of the preset this config started from.
+        notes: why the preset's values were chosen.
+        k, entry_scale: matrix size and entry range [-entry_scale, entry_scale].
+        encoding: number encoding (P10, P1000, B1999, FP15).
+        tau: correctness tolerance (relative L1) for the oracle, the noisy oracle and the
+            headline accuracy; all of 5%, 2%, 1%, 0.5% are reported.
+        enc_layers, dec_layers, width, heads, ff, dropout, norm: the transformer.
+        n_real: real training pairs of the generator; gen_steps its optimizer steps.
+        batch_size, lr, warmup: the recipe (the same for generator and retrained models).
+        retrain_steps: optimizer steps of every retrained model (the same budget for all).
+        n_syn: synthesized inputs; sizes: numbers of inputs for the data-size curve (nested
+            prefixes), run for ``curve_strategies``.
+        beam: beam width (candidates per input for the best-of-k strategies).
+        p_noise: noisy-oracle keep rates of wrong answers.
+        invariant_tol: threshold of the invariant verifier (relative violation).
+        n_test: held-out matrices every model is evaluated on.
+        rounds: synthesize -> select -> retrain rounds (each strategy's model generates next).
+        decode_batch: inputs per decoding call.
+        seed: seeds the data, the models and the noisy oracle.
+    """
+
+    scale: str = "quick"
+    notes: str = ""
+    k: int = 3
+    entry_scale: float = 10.0
+    encoding: str = "P1000"
+    tau: float = 0.05
+    enc_layers: int = 2
+    dec_layers: int = 1
+    width: int = 128
+    heads: int = 4
+    ff: int = 512
+    dropout: float = 0.0
+    norm: str = "pre"
+    n_real: int = 20_000
+    gen_steps: int = 3000
+    batch_size: int = 128
+    lr: float = 1e-3
+    warmup: int = 300
+    retrain_steps: int = 3000
+    n_syn: int = 50_000
+    sizes: tuple[int, ...] = ()
+    curve_strategies: tuple[str, ...] = ("none", "oracle_best_of_k", "invariants")
+    beam: int = 8
+    p_noise: tuple[float, ...] = (0.2, 0.5, 0.8)
+    invariant_tol: float = 0.02
+    n_test: int = 2000
+    rounds: int = 1
+    decode_batch: int = 256
+    seed: int = 0
+
+    def __post_init__(self):
+        check_int("k", self.k, 1, 10)
+        check_range("entry_scale", self.entry_scale, 0.0, lo_open=True)
+        MatrixTokenizer(self.encoding, self.k)  # validates the encoding
+        check_range("tau", self.tau, 0.0, lo_open=True)
+        for name in ("n_real", "gen_steps", "batch_size", "retrain_steps", "n_syn", "beam"):
+            check_int(name, getattr(self, name), 1)
+        check_int("n_test", self.n_test, 1)
+        check_int("rounds", self.rounds, 1)
+        check_int("decode_batch", self.decode_batch, 1)
+        check_int("warmup", self.warmup, 0)
+        check_range("lr", self.lr, 0.0, lo_open=True)
+        check_range("invariant_tol", self.invariant_tol, 0.0, lo_open=True)
+        for p in self.p_noise:
+            check_range("p_noise", p, 0.0, 1.0)
+        for m in self.sizes:
+            check_int("sizes", m, 1, self.n_syn)
+        self.model_config()  # validates width/heads/...
+
+    @property
+    def tokenizer(self) -> MatrixTokenizer:
+        return MatrixTokenizer(self.encoding, self.k)
+
+    def model_config(self) -> TransformerConfig:
+        tok = self.tokenizer
+        return TransformerConfig(
+            vocab_size=tok.vocab_size,
+            max_src_len=tok.src_len,
+            max_tgt_len=tok.tgt_len,
+            enc_layers=self.enc_layers,
+            dec_layers=self.dec_layers,
+            width=self.width,
+            heads=self.heads,
+            ff=self.ff,
+            dropout=self.dropout,
+            norm=self.norm,
+        )
+
+    def train_config(self, steps: int, seed: int) -> TrainConfig:
+        return TrainConfig(
+            steps=steps,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            warmup=min(self.warmup, steps // 2),
+            seed=seed,
+            ckpt_every=max(steps // 4, 500),
+        )
+
+    def to_json(self) -> dict:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+
+SCALES: dict[str, EigenConfig] = {
+    "smoke": EigenConfig(
+        scale="smoke",
+        notes=(
+            "Mechanics only (tests): a tiny model trained briefly, with a loose tolerance (50%) "
+            "so that every strategy selects something and every code path runs."
+        ),
+        k=2,
+        tau=0.5,
+        width=32,
+        heads=2,
+        ff=64,
+        n_real=2000,
+        gen_steps=300,
+        batch_size=64,
+        lr=3e-3,
+        warmup=30,
+        retrain_steps=100,
+        n_syn=256,
+        sizes=(64,),
+        beam=4,
+        p_noise=(0.5,),
+        invariant_tol=0.5,
+        n_test=128,
+        decode_batch=128,
+    ),
+    "quick": EigenConfig(
+        scale="quick",
+        notes=(
+            "2-core CPU, under 30 minutes. 2x2 matrices: a 3x3 model of this size reached only "
+            "1% accuracy at 5% tolerance after 3000 steps here, while 2x2 reaches about 45% in "
+            "2000 steps; tolerance 5% (Charton's loosest). The generator sees only 10k real "
+            "pairs for 2000 steps (25 epochs) so that it is data-limited: selected synthetic "
+            "data can then add information. For 2x2 matrices the trace and Frobenius identities "
+            "determine the eigenvalues, so the invariant verifier is close to an oracle here; "
+            "it is a genuinely partial check only from 3x3 on (paper scale)."
+        ),
+        k=2,
+        n_real=10_000,
+        gen_steps=2000,
+        retrain_steps=2000,
+        n_syn=40_000,
+        sizes=(5000, 15_000),
+        beam=8,
+        invariant_tol=0.02,
+        n_test=2000,
+    ),
+    "paper": EigenConfig(
+        scale="paper",
+        notes=(
+            "PAPER.md 1.3: 5x5 matrices, P1000, Charton's eigenvalue model (6 encoder layers, "
+            "1 decoder layer, width 512, 8 heads), 200k real examples, 50 beams, 10M "
+            "synthesized inputs (data-size curve from 200k up). For one accelerator."
+        ),
+        k=5,
+        tau=0.01,
+        enc_layers=6,
+        dec_layers=1,
+        width=512,
+        heads=8,
+        ff=2048,
+        n_real=200_000,
+        gen_steps=300_000,
+        batch_size=256,
+        lr=1e-4,
+        warmup=10_000,
+        retrain_steps=300_000,
+        n_syn=10_000_000,
+        sizes=(200_000, 1_000_000, 3_000_000),
+        beam=50,
+        p_noise=(0.1, 0.3, 0.5, 0.7, 1.0),
+        invariant_tol=0.005,
+        n_test=10_000,
+        decode_batch=128,
+    ),
+}
+
+
+def make_config(scale: str = "quick", **overrides: Any) -> EigenConfig:
+    """The preset ``scale`` with fields replaced; unknown fields are an error."""
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
+    fields = {f.name for f in dataclasses.fields(EigenConfig)} - {"scale"}
+    bad = sorted(set(overrides) - fields)
+    if bad:
+        raise ValueError(f"unknown eigen config field(s) {bad}; allowed: {sorted(fields)}")
+    return dataclasses.replace(SCALES[scale], **overrides)
+
+
+def strategies(cfg: EigenConfig) -> list[Strategy]:
+    """The strategies of a run (see the module docstring)."""
+    out = [
+        Strategy("none", "all", "greedy"),
+        Strategy("oracle_prune", "prune", "greedy", "oracle", tau=-cfg.tau),
+        Strategy("oracle_best_of_k", "best_of_k", "beam", "oracle", tau=-cfg.tau),
+        Strategy("self_best_of_k", "best_of_k", "beam", "self"),
+        Strategy("invariants", "prune", "greedy", "invariants", tau=-cfg.invariant_tol),
+        Strategy("invariants_best_of_k", "best_of_k", "beam", "invariants", tau=-cfg.invariant_tol),
+    ]
+    out += [
+        Strategy(f"noisy_oracle_{p:g}", "noisy_oracle", "greedy", phi=1.0, psi=p)
+        for p in cfg.p_noise
+    ]
+    return out
+
+
+def memory_estimate(cfg: EigenConfig) -> dict[str, float]:
+    """Rough peak device memory in bytes of training and of beam decoding (float32).
+
+    Training: parameters, gradients and two Adam moments (16 bytes per parameter), the
+    activations kept for the backward pass (about 34 floats per token and layer for width,
+    feed-forward and attention tensors, plus heads x length^2 attention weights). The training
+    set stays in host memory (int32, reported separately). Decoding: the encoder memory and cross-attention
+    keys/values repeated over beams, the self-attention cache and the (beam x vocab) scores.
+    """
+    mc = cfg.model_config()
+    tok = cfg.tokenizer
+    p = mc.param_count()
+    b, s, t, d, f, h = cfg.batch_size, tok.src_len, tok.tgt_len, mc.width, mc.ff, mc.heads
+    act_tok = 10 * d + 2 * f
+    enc = mc.enc_layers * b * s * (act_tok + h * s)
+    dec = mc.dec_layers * b * t * (act_tok + 4 * d + h * (t + s))
+    logits = 3 * b * t * mc.vocab_size
+    n_data = max(cfg.n_real, cfg.n_syn)
+    train_bytes = 16 * p + 4 * (enc + dec + logits)
+    nb = cfg.decode_batch * cfg.beam
+    decode_bytes = 4 * p + 4 * (
+        cfg.decode_batch * s * d * (mc.enc_layers + 1)
+        + nb * s * 2 * d * mc.dec_layers
+        + nb * t * 2 * d * mc.dec_layers * 2
+        + 3 * nb * mc.vocab_size
+    )
+    return {
+        "params": float(p),
+        "train_bytes": float(train_bytes),
+        "decode_bytes": float(decode_bytes),
+        "host_data_bytes": float(4 * n_data * (s + 2 * t)),
+    }
+
+
+def _acc_dict(values, true, valid, tau: float) -> dict[str, float]:
+    """Accuracy at Charton's tolerances and at the run's ``tau`` (if it is another one)."""
+    taus = sorted(set(TOLERANCES) | {tau}, reverse=True)
+    return {k: float(v) for k, v in accuracy(values, true, valid, taus).items()}
+
+
+class EigenDomain:
+    """The eigenvalue domain for :func:`gmmcollapse.pipeline.run_round`."""
+
+    def __init__(self, cfg: EigenConfig, test: EigenBatch, out: str, progress: bool = True):
+        self.cfg, self.test, self.out, self.progress = cfg, test, out, progress
+        self.tok = cfg.tokenizer
+        self.model_cfg = cfg.model_config()
+        self.test_src = np.asarray(self.tok.encode_src(test.matrices))
+        self.n_trained = 0
+
+    def encode(self, batch: EigenBatch) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(self.tok.encode_src(batch.matrices)), np.asarray(
+            self.tok.encode_tgt(batch.eigenvalues)
+        )
+
+    def decode(self, model: Transformer, src, beam: int, desc: str) -> Generated:
+        return generate(
+            model, src, beam, batch_size=self.cfg.decode_batch, progress=self.progress, desc=desc
+        )
+
+    def synthesize(self, generator, inputs: EigenBatch, pools: set[str]) -> dict[str, Generated]:
+        src = np.asarray(self.tok.encode_src(inputs.matrices))
+        out = {}
+        if "greedy" in pools:
+            out["greedy"] = self.decode(generator, src, 1, "greedy")
+        if "beam" in pools:
+            out["beam"] = self.decode(generator, src, self.cfg.beam, f"beam {self.cfg.beam}")
+        return out
+
+    def values(self, gen: Generated) -> tuple[np.ndarray, np.ndarray]:
+        v, ok = self.tok.decode_tgt(gen.tokens)
+        return np.asarray(v), np.asarray(ok)
+
+    def scores(self, inputs: EigenBatch, pool_name: str, gen: Generated) -> dict[str, np.ndarray]:
+        v, _ = self.values(gen)
+        oracle = np.asarray(oracle_scores(v, inputs.eigenvalues))
+        return {
+            "oracle": oracle,
+            "self": np.asarray(gen.logprob) / np.maximum(np.asarray(gen.length), 1),
+            "invariants": np.asarray(invariant_scores(inputs.matrices, v)),
+            "correct": oracle >= -self.cfg.tau,
+        }
+
+    def training_set(self, inputs: EigenBatch, gen: Generated, selection) -> tuple:
+        i, j = np.nonzero(np.asarray(selection.mask))
+        src = np.asarray(self.tok.encode_src(inputs.matrices))[i]
+        tgt = np.asarray(gen.tokens)[i, j, : self.tok.tgt_len]
+        return src, tgt
+
+    def train(self, data: tuple, tag: str, steps: int | None = None) -> Transformer:
+        cfg = self.cfg
+        self.n_trained += 1
+        tc = cfg.train_config(cfg.retrain_steps if steps is None else steps, cfg.seed + 1)
+        ckpt = os.path.join(self.out, "ckpt", tag.replace("@", "_n"))
+        res = train(
+            self.model_cfg, tc, *data, ckpt_dir=ckpt, progress=self.progress, desc=f"train {tag}"
+        )
+        return res.model
+
+    def evaluate(self, model: Transformer) -> dict:
+        g = self.decode(model, self.test_src, 1, "eval")
+        v, ok = self.values(g)
+        acc = _acc_dict(v[:, 0], self.test.eigenvalues, ok[:, 0], self.cfg.tau)
+        return {"acc": acc, "valid": float(np.mean(ok))}
+
+
+def _check_run_dir(out: str, cfg: EigenConfig) -> None:
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, "config.json")
+    mine = cfg.to_json()
+    if os.path.exists(path):
+        with open(path) as f:
+            old = json.load(f)
+        if old != mine:
+            diff = sorted(k for k in set(old) | set(mine) if old.get(k) != mine.get(k))
+            raise ValueError(
+                f"out directory {out} holds a run with a different configuration (differs in "
+                f"{', '.join(diff)}); choose another --out or delete it"
+            )
+    else:
+        with open(path, "w") as f:
+            json.dump(mine, f, indent=1)
+
+
+def _cached_json(path: str, compute):
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    val = compute()
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(val, f, indent=1)
+    os.replace(tmp, path)
+    return val
+
+
+def _cached_candidates(path: str, compute) -> dict[str, Generated]:
+    if os.path.exists(path):
+        z = np.load(path)
+        pools = sorted({k.split("/")[0] for k in z.files})
+        return {p: Generated(*(z[f"{p}/{f}"] for f in Generated._fields)) for p in pools}
+    pools = compute()
+    flat = {f"{p}/{f}": np.asarray(getattr(g, f)) for p, g in pools.items() for f in g._fields}
+    tmp = path + ".tmp.npz"
+    np.savez(tmp, **flat)
+    os.replace(tmp, path)
+    return pools
+
+
+def run(cfg: EigenConfig, out: str, *, progress: bool = True, log=print) -> dict:
+    """Run the experiment into directory ``out``; returns (and writes) ``results.json``.
+
+    ``results.json``::
+
+        {"config": {...},
+         "generator": {"acc": {"0.05": ..., "0.02": ..., "0.01": ..., "0.005": ...}, "valid": ...},
+         "warmup": {"greedy": {acc}, "oracle_best_of_k": {acc}, "lowest_perplexity": {acc}},
+         "strategies": {NAME: {"phi", "psi", "p_star", "p", "n_selected", "acc": {acc},
+                               "valid", "rounds": [{acc} per round]}},
+         "curves": {NAME: [{"n_syn", "n_selected", "p_star", "acc": {acc}}, ...]},
+         "timing": {stage: seconds}}
+
+    Accuracies are fractions of the ``n_test`` held-out matrices, keyed by tolerance.
+    """
+    out = os.path.abspath(out)
+    _check_run_dir(out, cfg)
+    timing: dict[str, float] = {}
+    log = log or (lambda *a, **k: None)
+    key = jax.random.key(cfg.seed)
+    k_real, k_syn, k_test, k_sel = jax.random.split(key, 4)
+    draw = lambda k, n: sample_matrices(k, n, cfg.k, cfg.entry_scale)
+    test = draw(k_test, cfg.n_test)
+    dom = EigenDomain(cfg, test, out, progress)
+
+    t0 = time.perf_counter()
+    gen_dir = os.path.join(out, "generator")
+    if os.path.exists(os.path.join(gen_dir, "config.json")):
+        generator = load_model(gen_dir)
+    else:
+        src, tgt = dom.encode(draw(k_real, cfg.n_real))
+        tc = cfg.train_config(cfg.gen_steps, cfg.seed)
+        generator = train(
+            dom.model_cfg,
+            tc,
+            src,
+            tgt,
+            ckpt_dir=os.path.join(out, "ckpt", "generator"),
+            progress=progress,
+            desc="train generator",
+        ).model
+        save_model(generator, gen_dir)
+    timing["generator"] = time.perf_counter() - t0
+    gen_eval = _cached_json(
+        os.path.join(out, "generator_eval.json"), lambda: dom.evaluate(generator)
+    )
+    log(f"generator: {gen_eval}")
+
+    t0 = time.perf_counter()
+
+    def warm():
+        g = dom.decode(generator, dom.test_src, 1, "warm-up greedy")
+        b = dom.decode(generator, dom.test_src, cfg.beam, f"warm-up beam {cfg.beam}")
+        vg, okg = dom.values(g)
+        vb, okb = dom.values(b)
+        err = -np.asarray(oracle_scores(vb, test.eigenvalues))  # inf for invalid
+        best = np.argmin(err, axis=1)
+        self_score = np.asarray(b.logprob) / np.maximum(np.asarray(b.length), 1)
+        pick = np.argmax(self_score, axis=1)
+        rows = np.arange(cfg.n_test)
+        return {
+            "greedy": _acc_dict(vg[:, 0], test.eigenvalues, okg[:, 0], cfg.tau),
+            "oracle_best_of_k": _acc_dict(
+                vb[rows, best], test.eigenvalues, okb[rows, best], cfg.tau
+            ),
+            "lowest_perplexity": _acc_dict(
+                vb[rows, pick], test.eigenvalues, okb[rows, pick], cfg.tau
+            ),
+            "beam": cfg.beam,
+        }
+
+    warmup = _cached_json(os.path.join(out, "warmup.json"), warm)
+    timing["warmup"] = time.perf_counter() - t0
+    log(f"warm-up (beam {cfg.beam}): {warmup}")
+
+    strats = strategies(cfg)
+    generators = {s.name: generator for s in strats}
+    per_round: list[dict] = []
+    curves: dict[str, list] = {}
+    for r in range(cfg.rounds):
+        syn = draw(jax.random.fold_in(k_syn, r), cfg.n_syn)
+        t0 = time.perf_counter()
+        lineage = [s for s in strats] if r > 0 else strats
+        results_r = {}
+        shared = r == 0  # round 1: one generator for all, candidates computed once
+        if shared:
+            pools = _cached_candidates(
+                os.path.join(out, "candidates.npz"),
+                lambda syn=syn: dom.synthesize(generator, syn, {"greedy", "beam"}),
+            )
+            timing["synthesize"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            res = run_round(
+                dom,
+                generator,
+                syn,
+                strats,
+                k_sel,
+                store=os.path.join(out, "strategies"),
+                candidates=pools,
+                keep_models=cfg.rounds > 1,
+                log=log,
+            )
+            results_r = {x.name: x for x in res}
+            curve_strats = [s for s in strats if s.name in cfg.curve_strategies]
+            if cfg.sizes and curve_strats:
+                res_c = run_round(
+                    dom,
+                    generator,
+                    syn,
+                    curve_strats,
+                    k_sel,
+                    sizes=sorted(set(cfg.sizes) | {cfg.n_syn}),
+                    store=os.path.join(out, "strategies"),
+                    candidates=pools,
+                    log=log,
+                )
+                for x in res_c:
+                    curves.setdefault(x.name, []).append(
+                        {
+                            "n_syn": x.n_inputs,
+                            "n_selected": x.rates["n_selected"],
+                            "p_star": x.rates["p_star"],
+                            "acc": x.metrics.get("acc"),
+                        }
+                    )
+            timing["retrain"] = time.perf_counter() - t0
+        else:
+            for s in lineage:
+                gen_s = generators[s.name]
+                if gen_s is None:
+                    continue
+                res = run_round(
+                    dom,
+                    gen_s,
+                    syn,
+                    [s],
+                    jax.random.fold_in(k_sel, r),
+                    store=os.path.join(out, f"round{r + 1}", s.name),
+                    keep_models=r + 1 < cfg.rounds,
+                    log=lambda m, r=r: log(f"round {r + 1} {m}"),
+                )
+                results_r[s.name] = res[0]
+        for name, x in results_r.items():
+            generators[name] = x.model
+        per_round.append(results_r)
+
+    first = per_round[0]
+    strat_json = {}
+    for s in strats:
+        x = first[s.name]
+        rt = x.rates
+        strat_json[s.name] = {
+            "phi": rt["phi"],
+            "psi": rt["psi"],
+            "p_star": rt["p_star"],
+            "p": rt["p"],
+            "n_selected": int(rt["n_selected"]),
+            "acc": x.metrics.get("acc"),
+            "valid": x.metrics.get("valid"),
+            "rounds": [rr[s.name].metrics.get("acc") for rr in per_round if s.name in rr],
+        }
+    results = {
+        "config": cfg.to_json(),
+        "generator": gen_eval,
+        "warmup": warmup,
+        "strategies": strat_json,
+        "curves": curves,
+        "timing": timing,
+    }
+    tmp = os.path.join(out, "results.json.tmp")
+    with open(tmp, "w") as f:
+        json.dump(_finite(results), f, indent=1)
+    os.replace(tmp, os.path.join(out, "results.json"))
+    return results
+
+
+def _finite(obj):
+    """JSON has no NaN: undefined rates (e.g. psi with no wrong candidate) become null."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj

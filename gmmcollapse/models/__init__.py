@@ -1,0 +1,54 @@
+"""One encoder-decoder transformer, its decoding and its training loop, shared by the
+eigenvalue (:mod:`gmmcollapse.eigen`) and summarization experiments.
+
+* :mod:`~gmmcollapse.models.transformer`: :class:`TransformerConfig`, :class:`Transformer`
+  (Flax NNX), special token ids ``PAD``, ``BOS``, ``EOS``.
+* :mod:`~gmmcollapse.models.decode`: jitted greedy decoding and beam search (all k candidates
+  with log-probabilities), :func:`generate` over large arrays.
+* :mod:`~gmmcollapse.models.train`: :class:`TrainConfig` (Adam, warm-up + cosine, clipping),
+  :func:`train` with evaluation, orbax checkpoints and resume; :func:`save_model`,
+  :func:`load_model`.
+"""
+
+from gmmcollapse.models.decode import Generated, beam_search, generate, greedy
+from gmmcollapse.models.train import (
+    TrainConfig,
+    TrainResult,
+    bind,
+    init_params,
+    load_model,
+    loss_fn,
+    save_model,
+    train,
+)
+from gmmcollapse.models.transformer import (
+    BOS,
+    EOS,
+    N_SPECIAL,
+    PAD,
+    Transformer,
+    TransformerConfig,
+    shift_right,
+)
+
+__all__ = [
+    "BOS",
+    "EOS",
+    "N_SPECIAL",
+    "PAD",
+    "Generated",
+    "TrainConfig",
+    "TrainResult",
+    "Transformer",
+    "TransformerConfig",
+    "beam_search",
+    "bind",
+    "generate",
+    "greedy",
+    "init_params",
+    "load_model",
+    "loss_fn",
+    "save_model",
+    "shift_right",
+    "train",
+]

@@ -1,0 +1,89 @@
+"""Orbax checkpoints for training state and finished models.
+
+:class:`TrainCheckpoints` keeps the latest two training checkpoints (parameters, optimizer
+state, history) in a directory together with a fingerprint of what is being trained; resuming
+with a different model, recipe or data is refused with a clear error rather than silently mixing
+runs. :func:`save_tree` / :func:`load_tree` store one pytree (e.g. a finished model's params).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+__all__ = ["TrainCheckpoints", "load_tree", "save_tree"]
+
+
+def _ocp():
+    import orbax.checkpoint as ocp  # imported lazily: it is slow to import
+
+    return ocp
+
+
+class TrainCheckpoints:
+    """Checkpoints of one training run in ``directory`` (created if needed)."""
+
+    def __init__(self, directory: str | os.PathLike, fingerprint: dict, max_to_keep: int = 2):
+        ocp = _ocp()
+        self.directory = os.path.abspath(os.fspath(directory))
+        os.makedirs(self.directory, exist_ok=True)
+        fp_path = os.path.join(self.directory, "fingerprint.json")
+        fp = json.loads(json.dumps(fingerprint))  # normalise tuples etc.
+        if os.path.exists(fp_path):
+            with open(fp_path) as f:
+                old = json.load(f)
+            if old != fp:
+                diff = sorted(k for k in set(old) | set(fp) if old.get(k) != fp.get(k))
+                raise ValueError(
+                    f"checkpoint directory {self.directory} holds a different training run "
+                    f"(differs in {', '.join(diff)}); use another directory or delete it"
+                )
+        else:
+            tmp = fp_path + ".tmp"
+            with open(tmp, "w") as f:
+                json.dump(fp, f, indent=1)
+            os.replace(tmp, fp_path)
+        self.manager = ocp.CheckpointManager(
+            os.path.join(self.directory, "steps"),
+            options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True),
+        )
+
+    def restore(self, template: Any) -> tuple[int, Any, list] | None:
+        """(step, tree, history) of the latest checkpoint, or None when there is none."""
+        ocp = _ocp()
+        step = self.manager.latest_step()
+        if step is None:
+            return None
+        out = self.manager.restore(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardRestore(template), history=ocp.args.JsonRestore()
+            ),
+        )
+        return step, out["state"], list(out["history"]["records"])
+
+    def save(self, step: int, tree: Any, history: list) -> None:
+        ocp = _ocp()
+        self.manager.save(
+            step,
+            args=ocp.args.Composite(
+                state=ocp.args.StandardSave(tree),
+                history=ocp.args.JsonSave({"records": history}),
+            ),
+        )
+        self.manager.wait_until_finished()
+
+
+def save_tree(path: str | os.PathLike, tree: Any) -> None:
+    """Write one pytree of arrays to ``path`` (replaced if it exists)."""
+    ocp = _ocp()
+    ckptr = ocp.StandardCheckpointer()
+    ckptr.save(os.path.abspath(os.fspath(path)), tree, force=True)
+    ckptr.wait_until_finished()
+
+
+def load_tree(path: str | os.PathLike, template: Any) -> Any:
+    """Read a pytree written by :func:`save_tree`; ``template`` gives its structure/dtypes."""
+    ocp = _ocp()
+    return ocp.StandardCheckpointer().restore(os.path.abspath(os.fspath(path)), template)

@@ -1,0 +1,335 @@
+"""Training loop: optax Adam with warm-up + cosine decay, gradient clipping, evaluation during
+training, orbax checkpoints (an interrupted training resumes where it stopped), progress bar.
+
+The training set stays on the host; each jitted call receives the batches of
+``steps_per_call`` optimizer steps and runs them with ``lax.scan``, so the Python loop costs
+little per step and the compiled step does not depend on the data size (retraining on
+selections of different sizes reuses one compilation).
+The batch of step ``s`` depends only on ``(seed, s)`` (epochs are seeded permutations), and the
+dropout key of step ``s`` is ``fold_in(key, s)``: a resumed run is bitwise the same as an
+uninterrupted one.
+
+Parameters are kept as a plain nested dict (``nnx.to_pure_dict``) so optax and orbax see
+ordinary pytrees; :func:`bind` turns them back into a :class:`Transformer`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+import os
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+
+from gmmcollapse._validate import check_int, check_range
+from gmmcollapse.models.transformer import PAD, Transformer, TransformerConfig
+
+__all__ = [
+    "TrainConfig",
+    "TrainResult",
+    "bind",
+    "init_params",
+    "load_model",
+    "loss_fn",
+    "save_model",
+    "train",
+]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation recipe.
+
+    Attributes:
+        steps: optimizer steps.
+        batch_size: examples per step.
+        lr: peak learning rate (reached after ``warmup`` steps, then cosine decay).
+        warmup: linear warm-up steps (clipped to ``steps``).
+        end_lr_ratio: final learning rate as a fraction of ``lr``.
+        b1, b2, eps: Adam moments.
+        weight_decay: decoupled weight decay (AdamW); 0 gives plain Adam.
+        clip: global gradient-norm clipping threshold (``inf`` disables it).
+        label_smoothing: cross-entropy label smoothing.
+        seed: initialisation, batch order and dropout.
+        eval_every: evaluate every this many steps (0: only at the end).
+        ckpt_every: checkpoint every this many steps (0: only at the end) when a checkpoint
+            directory is given.
+        steps_per_call: optimizer steps fused into one jitted call.
+    """
+
+    steps: int = 1000
+    batch_size: int = 64
+    lr: float = 5e-4
+    warmup: int = 200
+    end_lr_ratio: float = 0.05
+    b1: float = 0.9
+    b2: float = 0.98
+    eps: float = 1e-9
+    weight_decay: float = 0.0
+    clip: float = 1.0
+    label_smoothing: float = 0.0
+    seed: int = 0
+    eval_every: int = 0
+    ckpt_every: int = 0
+    steps_per_call: int = 50
+
+    def __post_init__(self):
+        check_int("steps", self.steps, 1)
+        check_int("batch_size", self.batch_size, 1)
+        check_range("lr", self.lr, 0.0, lo_open=True)
+        check_int("warmup", self.warmup, 0)
+        check_range("end_lr_ratio", self.end_lr_ratio, 0.0, 1.0)
+        check_range("b1", self.b1, 0.0, 1.0, hi_open=True)
+        check_range("b2", self.b2, 0.0, 1.0, hi_open=True)
+        check_range("eps", self.eps, 0.0, lo_open=True)
+        check_range("weight_decay", self.weight_decay, 0.0)
+        check_range("clip", self.clip, 0.0, lo_open=True, allow_inf=True)
+        check_range("label_smoothing", self.label_smoothing, 0.0, 1.0, hi_open=True)
+        check_int("seed", self.seed, 0)
+        check_int("eval_every", self.eval_every, 0)
+        check_int("ckpt_every", self.ckpt_every, 0)
+        check_int("steps_per_call", self.steps_per_call, 1)
+
+    def schedule(self) -> optax.Schedule:
+        warm = min(self.warmup, self.steps)
+        return optax.warmup_cosine_decay_schedule(
+            0.0, self.lr, warm, max(self.steps, warm + 1), self.lr * self.end_lr_ratio
+        )
+
+    def optimizer(self) -> optax.GradientTransformation:
+        parts = [] if math.isinf(self.clip) else [optax.clip_by_global_norm(self.clip)]
+        parts.append(
+            optax.adamw(self.schedule(), self.b1, self.b2, self.eps, weight_decay=self.weight_decay)
+        )
+        return optax.chain(*parts)
+
+
+class TrainResult(NamedTuple):
+    """The trained model and its history (one dict per evaluation: step, loss, lr, ... )."""
+
+    model: Transformer
+    history: list[dict]
+
+
+def init_params(cfg: TransformerConfig, seed: int = 0) -> tuple[Any, dict]:
+    """(graphdef, params as a pure dict) of a freshly initialised model."""
+    model = Transformer(cfg, rngs=nnx.Rngs(seed))
+    graphdef, state = nnx.split(model)
+    return graphdef, nnx.to_pure_dict(state)
+
+
+def bind(graphdef, params: dict) -> Transformer:
+    """A :class:`Transformer` with the given parameters (works on traced values)."""
+    flat = nnx.traversals.flatten_mapping(params)
+    return nnx.merge(graphdef, nnx.from_flat_state({k: nnx.Param(v) for k, v in flat.items()}))
+
+
+def loss_fn(model: Transformer, src, tgt, *, dropout_key=None, label_smoothing: float = 0.0):
+    """Mean token cross-entropy over non-PAD target positions; returns (loss, n_tokens)."""
+    logits = model(src, tgt, dropout_key=dropout_key)
+    onehot = jax.nn.one_hot(tgt, logits.shape[-1], dtype=logits.dtype)
+    if label_smoothing:
+        onehot = optax.smooth_labels(onehot, label_smoothing)
+    ce = optax.softmax_cross_entropy(logits, onehot)
+    w = (tgt != PAD).astype(ce.dtype)
+    n = jnp.maximum(jnp.sum(w), 1.0)
+    return jnp.sum(ce * w) / n, n
+
+
+def _batch_indices(step0: int, n_steps: int, batch: int, n: int, seed: int) -> np.ndarray:
+    """Example indices for steps ``step0 .. step0 + n_steps - 1``: (n_steps, batch).
+
+    Positions ``s * batch + j`` index an endless concatenation of per-epoch permutations, the
+    permutation of epoch ``e`` seeded by ``(seed, e)``.
+    """
+    pos = np.arange(step0 * batch, (step0 + n_steps) * batch, dtype=np.int64)
+    epochs = pos // n
+    out = np.empty(pos.shape, np.int64)
+    for e in np.unique(epochs):
+        perm = np.random.default_rng([seed, int(e)]).permutation(n)
+        sel = epochs == e
+        out[sel] = perm[pos[sel] - e * n]
+    return out.reshape(n_steps, batch).astype(np.int32)
+
+
+def _fingerprint(model_cfg: TransformerConfig, train_cfg: TrainConfig, n: int, data_hash: str):
+    return {
+        "model": dataclasses.asdict(model_cfg),
+        "train": {k: v for k, v in dataclasses.asdict(train_cfg).items() if k != "eval_every"},
+        "n_examples": n,
+        "data": data_hash,
+    }
+
+
+def _data_hash(src: np.ndarray, tgt: np.ndarray) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for a in (src, tgt):
+        h.update(str(a.shape).encode())
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.hexdigest()[:16]
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1, 2))
+def _run_steps(graphdef, tc: TrainConfig, dropout: bool, params, opt_state, src, tgt, steps, key):
+    """``len(steps)`` optimizer steps on batches ``src[i], tgt[i]`` (scan over i)."""
+    opt = tc.optimizer()
+
+    def one_step(carry, xs):
+        params, opt_state = carry
+        s_b, t_b, s = xs
+
+        def lossf(p):
+            loss, _ = loss_fn(
+                bind(graphdef, p),
+                s_b,
+                t_b,
+                dropout_key=jax.random.fold_in(key, s) if dropout else None,
+                label_smoothing=tc.label_smoothing,
+            )
+            return loss
+
+        loss, grads = jax.value_and_grad(lossf)(params)
+        updates, opt_state = opt.update(grads, opt_state, params)
+        return (optax.apply_updates(params, updates), opt_state), loss
+
+    (params, opt_state), losses = jax.lax.scan(one_step, (params, opt_state), (src, tgt, steps))
+    return params, opt_state, losses
+
+
+def train(
+    model_cfg: TransformerConfig,
+    train_cfg: TrainConfig,
+    src,
+    tgt,
+    *,
+    eval_fn: Callable[[Transformer], dict] | None = None,
+    ckpt_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+    desc: str = "train",
+) -> TrainResult:
+    """Train a fresh model on ``(src, tgt)`` id arrays (n, s) and (n, t).
+
+    Args:
+        eval_fn: called with the current model every ``eval_every`` steps and at the end; its
+            dict is added to the history (e.g. held-out loss and task accuracy).
+        ckpt_dir: orbax checkpoint directory. If it holds a checkpoint of the same model,
+            recipe and data, training resumes from the latest one (and returns at once if it
+            is complete); a checkpoint of a different configuration is an error.
+    """
+    src = np.asarray(src, np.int32)
+    tgt = np.asarray(tgt, np.int32)
+    if src.ndim != 2 or tgt.ndim != 2 or src.shape[0] != tgt.shape[0] or src.shape[0] == 0:
+        raise ValueError(
+            f"src and tgt must be non-empty (n, len) arrays with the same n, got {src.shape} "
+            f"and {tgt.shape}"
+        )
+    if src.shape[1] > model_cfg.max_src_len or tgt.shape[1] > model_cfg.max_tgt_len:
+        raise ValueError(
+            f"sequences longer than the model allows: src {src.shape[1]} > max_src_len "
+            f"{model_cfg.max_src_len} or tgt {tgt.shape[1]} > max_tgt_len {model_cfg.max_tgt_len}"
+        )
+    n = src.shape[0]
+    tc = train_cfg
+    graphdef, params = init_params(model_cfg, tc.seed)
+    opt = tc.optimizer()
+    opt_state = opt.init(params)
+    step = 0
+    history: list[dict] = []
+    ckpt = None
+    if ckpt_dir is not None:
+        from gmmcollapse.models.checkpoint import TrainCheckpoints
+
+        fp = _fingerprint(model_cfg, tc, n, _data_hash(src, tgt))
+        ckpt = TrainCheckpoints(ckpt_dir, fp)
+        restored = ckpt.restore({"params": params, "opt_state": opt_state})
+        if restored is not None:
+            step, tree, history = restored
+            params, opt_state = tree["params"], tree["opt_state"]
+
+    base_key = jax.random.key(tc.seed)
+    static_tc = dataclasses.replace(tc, seed=0, eval_every=0, ckpt_every=0)
+    marks = {tc.steps}
+    for every in (tc.eval_every, tc.ckpt_every if ckpt else 0):
+        if every:
+            marks.update(range(every, tc.steps, every))
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=tc.steps, initial=step, desc=desc, disable=not progress, unit="step")
+    sched = tc.schedule()
+    losses: list[float] = []
+    t0, ex0 = time.perf_counter(), step
+    while step < tc.steps:
+        nxt = min(m for m in marks if m > step)
+        k = min(tc.steps_per_call, nxt - step)
+        idx = _batch_indices(step, k, tc.batch_size, n, tc.seed)
+        steps = jnp.arange(step, step + k, dtype=jnp.int32)
+        # batches are gathered on the host: the compiled step never depends on the data size
+        params, opt_state, ls = _run_steps(
+            graphdef,
+            static_tc,
+            model_cfg.dropout > 0,
+            params,
+            opt_state,
+            src[idx],
+            tgt[idx],
+            steps,
+            base_key,
+        )
+        ls = np.asarray(ls)
+        losses.extend(ls.tolist())
+        step += k
+        bar.update(k)
+        bar.set_postfix(loss=f"{ls[-1]:.4f}")
+        if step in marks:
+            dt = time.perf_counter() - t0
+            rec = {
+                "step": step,
+                "loss": float(np.mean(losses)) if losses else float("nan"),
+                "lr": float(sched(step)),
+                "examples_per_s": (step - ex0) * tc.batch_size / dt if dt > 0 else float("nan"),
+            }
+            if eval_fn is not None and (
+                step == tc.steps or (tc.eval_every and step % tc.eval_every == 0)
+            ):
+                rec.update(eval_fn(bind(graphdef, params)))
+            history.append(rec)
+            losses = []
+            if ckpt is not None:
+                ckpt.save(step, {"params": params, "opt_state": opt_state}, history)
+            t0, ex0 = time.perf_counter(), step
+    bar.close()
+    return TrainResult(bind(graphdef, params), history)
+
+
+def save_model(model: Transformer, path: str | os.PathLike) -> None:
+    """Write ``model``'s configuration (JSON) and parameters (orbax) to directory ``path``."""
+    from gmmcollapse.models.checkpoint import save_tree
+
+    path = os.path.abspath(os.fspath(path))
+    os.makedirs(path, exist_ok=True)
+    _, state = nnx.split(model)
+    save_tree(os.path.join(path, "params"), nnx.to_pure_dict(state))
+    with open(os.path.join(path, "config.json"), "w") as f:
+        json.dump(dataclasses.asdict(model.cfg), f, indent=1)
+
+
+def load_model(path: str | os.PathLike) -> Transformer:
+    """Inverse of :func:`save_model`."""
+    from gmmcollapse.models.checkpoint import load_tree
+
+    path = os.path.abspath(os.fspath(path))
+    with open(os.path.join(path, "config.json")) as f:
+        cfg = TransformerConfig(**json.load(f))
+    graphdef, template = init_params(cfg)
+    return bind(graphdef, load_tree(os.path.join(path, "params"), template))

@@ -1,0 +1,239 @@
+"""The generic round: synthesize -> score -> select -> retrain -> evaluate.
+
+A domain (the eigenvalue transformer, the summarizer) plugs in its own functions through the
+small :class:`Domain` protocol; the round itself, the strategies and the measured keep rates are
+shared, and every selection goes through the kernel :mod:`gmmcollapse.feedback`.
+
+Vocabulary
+----------
+*inputs*: n problems (a pytree with a leading axis n). *pool*: the generator's candidates for
+them, named (e.g. ``"greedy"`` with k = 1, ``"beam"`` with k = beam width), a pytree whose
+leaves have leading axes (n, k). *scores*: per pool, a dict of (n, k) arrays, higher = better
+(e.g. ``"oracle"``, ``"self"``, a verifier), plus the boolean ``"correct"`` table that rates
+are measured against. A :class:`Strategy` names a pool, a score and a kernel rule.
+
+The GMM simulation (:mod:`gmmcollapse.gmm`) calls the kernel directly inside its jitted
+simulation; this module is for domains whose generator and learner are trained models.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import jax
+import numpy as np
+
+from gmmcollapse import feedback
+from gmmcollapse._validate import check_range
+
+__all__ = [
+    "RULES",
+    "Domain",
+    "Strategy",
+    "StrategyResult",
+    "run_round",
+    "select",
+    "subset",
+]
+
+#: the selection rules a :class:`Strategy` can use
+RULES = ("all", "prune", "best_of_k", "top_fraction", "random_fraction", "noisy_oracle")
+
+
+@dataclasses.dataclass(frozen=True)
+class Strategy:
+    """A named way to choose training examples from a pool of candidates.
+
+    Attributes:
+        name: the key in results (e.g. ``"oracle_best_of_k"``).
+        rule: one of :data:`RULES`:
+            ``all`` keeps every candidate (no verifier);
+            ``prune`` keeps candidates with ``score >= tau``;
+            ``best_of_k`` keeps per input the best candidate by ``score`` among those with
+            ``score >= tau`` (``tau = -inf``: always one per input);
+            ``top_fraction`` / ``random_fraction`` keep a fraction ``rate`` of the inputs;
+            ``noisy_oracle`` keeps correct candidates w.p. ``phi`` and wrong ones w.p. ``psi``.
+        pool: which candidate pool the rule reads.
+        score: which score table the rule reads (``None`` for ``all`` / ``random_fraction`` /
+            ``noisy_oracle``).
+        tau, rate, phi, psi: the rule's parameters.
+    """
+
+    name: str
+    rule: str
+    pool: str = "greedy"
+    score: str | None = None
+    tau: float = -math.inf
+    rate: float = 1.0
+    phi: float = 1.0
+    psi: float = 0.0
+
+    def __post_init__(self):
+        if self.rule not in RULES:
+            raise ValueError(f"rule must be one of {RULES}, got {self.rule!r}")
+        needs_score = self.rule in ("prune", "best_of_k", "top_fraction")
+        if needs_score and self.score is None:
+            raise ValueError(f"strategy {self.name!r}: rule {self.rule!r} needs a score")
+        check_range("tau", self.tau, allow_inf=True)
+        check_range("rate", self.rate, 0.0, 1.0)
+        check_range("phi", self.phi, 0.0, 1.0)
+        check_range("psi", self.psi, 0.0, 1.0)
+
+
+def select(
+    strategy: Strategy, scores: Mapping[str, Any], key: jax.Array | None = None
+) -> feedback.Selection:
+    """Apply ``strategy`` to one pool's score tables ((n, k) arrays) with the shared kernel."""
+    s = strategy
+    if s.score is not None and s.score not in scores:
+        raise ValueError(f"strategy {s.name!r} reads score {s.score!r}; have {sorted(scores)}")
+    shape = np.shape(scores["correct"])
+    if s.rule == "all":
+        return feedback.from_mask(np.ones(shape, bool))
+    if s.rule == "prune":
+        return feedback.prune(scores[s.score], s.tau)
+    if s.rule == "best_of_k":
+        sc = scores[s.score]
+        return feedback.best_of_k(sc, eligible=np.asarray(sc) >= s.tau)
+    if s.rule == "top_fraction":
+        return feedback.top_fraction(scores[s.score], s.rate)
+    if key is None:
+        raise ValueError(f"strategy {s.name!r} (rule {s.rule!r}) needs a random key")
+    if s.rule == "random_fraction":
+        return feedback.random_fraction(key, np.zeros(shape), s.rate)
+    return feedback.noisy_oracle(key, scores["correct"], s.phi, s.psi)
+
+
+def subset(tree: Any, m: int) -> Any:
+    """The first ``m`` inputs of a pytree with a leading input axis."""
+    return jax.tree.map(lambda a: a[:m], tree)
+
+
+class Domain(Protocol):
+    """What a domain provides to :func:`run_round`. Models are opaque to the round."""
+
+    def synthesize(self, generator: Any, inputs: Any, pools: set[str]) -> dict[str, Any]:
+        """Candidates of ``generator`` on ``inputs`` for each named pool."""
+
+    def scores(self, inputs: Any, pool_name: str, pool: Any) -> dict[str, Any]:
+        """Score tables (n, k) for one pool, including the bool table ``"correct"``."""
+
+    def training_set(self, inputs: Any, pool: Any, selection: feedback.Selection) -> Any:
+        """The selected (input, candidate) pairs as a training set."""
+
+    def train(self, data: Any, tag: str) -> Any:
+        """A fresh model trained on ``data`` (the same budget for every call); ``tag`` names
+        the run (e.g. for its checkpoint directory)."""
+
+    def evaluate(self, model: Any) -> dict:
+        """Metrics of ``model`` on the fixed held-out set."""
+
+
+@dataclasses.dataclass
+class StrategyResult:
+    """One strategy at one number of synthesized inputs."""
+
+    name: str
+    n_inputs: int
+    rates: dict
+    metrics: dict
+    model: Any = None
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "n_inputs": self.n_inputs, "rates": self.rates} | {
+            "metrics": self.metrics
+        }
+
+
+def _rates_dict(r: feedback.Rates) -> dict:
+    return {k: float(np.asarray(v)) for k, v in r._asdict().items()}
+
+
+def _write_json(path: str, obj: Any) -> None:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f, indent=1)
+    os.replace(tmp, path)
+
+
+def run_round(
+    domain: Domain,
+    generator: Any,
+    inputs: Any,
+    strategies: Sequence[Strategy],
+    key: jax.Array,
+    *,
+    sizes: Sequence[int] | None = None,
+    store: str | os.PathLike | None = None,
+    keep_models: bool = False,
+    candidates: dict[str, Any] | None = None,
+    log=None,
+) -> list[StrategyResult]:
+    """One round for every strategy and every number of inputs in ``sizes``.
+
+    Candidates are generated once on all inputs; a size ``m`` uses the first ``m`` of them
+    (nested subsets, so curves over sizes are not confounded by different inputs). For each
+    (strategy, size): select with the kernel, measure phi/psi/p* against ``"correct"``, train a
+    fresh model on the selection, evaluate it.
+
+    Args:
+        sizes: numbers of synthesized inputs (default: all of them).
+        store: directory for per-(strategy, size) result files; finished ones are read back
+            instead of retrained, so an interrupted round resumes.
+        keep_models: return the trained models (e.g. to use them as the next generators);
+            forces training even when a result file exists (the domain's checkpoints make a
+            finished training cheap to reload).
+        candidates: precomputed pools (else ``domain.synthesize``).
+        log: optional ``print``-like callable for one line per finished (strategy, size).
+    """
+    names = [s.name for s in strategies]
+    if len(set(names)) != len(names):
+        raise ValueError(f"strategy names must be unique, got {names}")
+    n = jax.tree.leaves(inputs)[0].shape[0]
+    sizes = [n] if sizes is None else sorted({int(m) for m in sizes})
+    for m in sizes:
+        if not 1 <= m <= n:
+            raise ValueError(f"sizes must be in [1, {n}] (the number of inputs), got {m}")
+    pools_needed = {s.pool for s in strategies}
+    if candidates is None:
+        candidates = domain.synthesize(generator, inputs, pools_needed)
+    missing = pools_needed - set(candidates)
+    if missing:
+        raise ValueError(f"pools {sorted(missing)} were not synthesized")
+    tables = {p: domain.scores(inputs, p, candidates[p]) for p in pools_needed}
+    if store is not None:
+        store = os.fspath(store)
+        os.makedirs(store, exist_ok=True)
+    out = []
+    for i, strat in enumerate(strategies):
+        for m in sizes:
+            tag = f"{strat.name}@{m}"
+            path = None if store is None else os.path.join(store, f"{tag}.json")
+            sub_scores = subset(tables[strat.pool], m)
+            sel = select(strat, sub_scores, jax.random.fold_in(key, i))
+            rates = _rates_dict(feedback.measure(sel, sub_scores["correct"]))
+            if path is not None and os.path.exists(path) and not keep_models:
+                with open(path) as f:
+                    saved = json.load(f)
+                out.append(StrategyResult(strat.name, m, saved["rates"], saved["metrics"]))
+                continue
+            if rates["n_selected"] == 0:
+                metrics, model = {"error": "nothing selected"}, None
+            else:
+                data = domain.training_set(
+                    subset(inputs, m), subset(candidates[strat.pool], m), sel
+                )
+                model = domain.train(data, tag)
+                metrics = domain.evaluate(model)
+            res = StrategyResult(strat.name, m, rates, metrics, model if keep_models else None)
+            if path is not None:
+                _write_json(path, res.to_json())
+            if log is not None:
+                log(f"{tag}: p*={rates['p_star']:.3f} kept={int(rates['n_selected'])} {metrics}")
+            out.append(res)
+    return out

@@ -1,0 +1,191 @@
+"""The eigenvalue-experiment figures, drawn from a run's ``results.json`` only.
+
+* ``warmup``: greedy decoding vs the best of k beams picked by an oracle vs the beam the model
+  itself finds most likely, at every tolerance (PAPER.md 1.3's warm-up table).
+* ``pstar``: final accuracy of the model retrained on each strategy's selection against the
+  strategy's measured p*, with the generator's accuracy as a line; the noisy-oracle family
+  traces where selection starts to beat the generator (the crossover).
+* ``datasize``: final accuracy against the number of synthesized inputs, per strategy.
+
+Each function takes the run directory and an output directory, writes ``eigen_<name>.png`` and
+``.pdf`` and returns (paths, headline numbers).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from gmmcollapse.plots.gmm import _save, _style
+
+__all__ = ["FIGURES", "crossover", "draw", "load_run"]
+
+
+def load_run(run_dir: str) -> dict:
+    """The ``results.json`` of a run directory (clear error if the run has not finished)."""
+    path = os.path.join(run_dir, "results.json")
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"{path} not found: run the experiment first (gmmcollapse eigen --out {run_dir})"
+        )
+    with open(path) as f:
+        return json.load(f)
+
+
+def _tau(r: dict) -> str:
+    return f"{r['config']['tau']:g}"
+
+
+def _acc(entry, tau: str) -> float:
+    acc = (entry or {}).get("acc") if isinstance(entry, dict) and "acc" in entry else entry
+    if not acc or acc.get(tau) is None:
+        return math.nan
+    return float(acc[tau])
+
+
+def warmup(run_dir: str, out_dir: str):
+    _style()
+    r = load_run(run_dir)
+    w = r["warmup"]
+    rows = [
+        ("greedy", "greedy decoding"),
+        ("oracle_best_of_k", f"best of {w['beam']} beams (oracle)"),
+        ("lowest_perplexity", f"most likely of {w['beam']} beams (self)"),
+    ]
+    taus = list(w["greedy"])
+    fig, ax = plt.subplots(figsize=(7.5, 4.2), constrained_layout=True)
+    width = 0.8 / len(rows)
+    x = np.arange(len(taus))
+    for i, (key, label) in enumerate(rows):
+        vals = [100 * w[key][t] for t in taus]
+        bars = ax.bar(x + (i - 1) * width, vals, width, label=label)
+        ax.bar_label(bars, fmt="%.1f", fontsize=8, padding=1)
+    ax.set_xticks(x, [f"{100 * float(t):g}%" for t in taus])
+    ax.set_xlabel("tolerance (relative L1 error)")
+    ax.set_ylabel("correct (%)")
+    c = r["config"]
+    ax.set_title(f"Warm-up: the generator on {c['n_test']} held-out {c['k']}x{c['k']} matrices")
+    ax.legend(loc="upper left", fontsize=8)
+    tau = _tau(r)
+    head = {key: w[key][tau] for key, _ in rows} | {"tau": float(tau)}
+    return _save(fig, out_dir, "eigen_warmup"), head
+
+
+def crossover(points: list[tuple[float, float]], level: float) -> float:
+    """Smallest p* at which the piecewise-linear curve through (p*, acc) reaches ``level``.
+
+    NaN when the curve never reaches it; the lowest p* when it starts above.
+    """
+    pts = sorted((p, a) for p, a in points if math.isfinite(p) and math.isfinite(a))
+    if not pts:
+        return math.nan
+    if pts[0][1] >= level:
+        return pts[0][0]
+    for (p0, a0), (p1, a1) in itertools.pairwise(pts):
+        if a0 < level <= a1:
+            return p0 + (level - a0) * (p1 - p0) / (a1 - a0)
+    return math.nan
+
+
+def pstar(run_dir: str, out_dir: str):
+    _style()
+    r = load_run(run_dir)
+    tau = _tau(r)
+    gen = _acc(r["generator"], tau)
+    strat = r["strategies"]
+    fig, ax = plt.subplots(figsize=(7.5, 4.8), constrained_layout=True)
+    ax.axhline(100 * gen, color="k", ls="--", lw=1.2, label=f"generator ({100 * gen:.1f}%)")
+    noisy = sorted(
+        (s["p_star"], _acc(s, tau))
+        for n, s in strat.items()
+        if n.startswith("noisy_oracle_") and s.get("p_star") is not None
+    )
+    # the noisy family's end points: no verifier (p* = 1/2) and the perfect oracle (p* = 1)
+    family = list(noisy)
+    for name in ("none", "oracle_prune"):
+        s = strat.get(name)
+        if s and s.get("p_star") is not None:
+            family.append((s["p_star"], _acc(s, tau)))
+    family.sort()
+    if family:
+        ax.plot(
+            [p for p, _ in family],
+            [100 * a for _, a in family],
+            color="0.6",
+            lw=1,
+            zorder=1,
+            label="noisy oracle, phi = 1, psi = p_noise",
+        )
+    markers = iter("osD^vP*Xh<>")
+    for name, s in strat.items():
+        if s.get("p_star") is None or s.get("acc") is None:
+            continue
+        ax.scatter(
+            s["p_star"], 100 * _acc(s, tau), s=40, marker=next(markers, "o"), label=name, zorder=3
+        )
+    cross = crossover(family, gen)
+    if math.isfinite(cross):
+        ax.axvline(cross, color="C3", lw=0.8, ls=":")
+        ax.annotate(
+            f"crossover p* = {cross:.2f}",
+            (cross, 100 * gen),
+            xytext=(5, -15),
+            textcoords="offset points",
+            color="C3",
+            fontsize=8,
+        )
+    ax.set_xlabel("measured breakdown point p* = phi / (phi + psi)")
+    ax.set_ylabel(f"accuracy at {100 * float(tau):g}% (%)")
+    c = r["config"]
+    ax.set_title(
+        f"Retrained on {c['n_syn']} synthesized inputs ({c['retrain_steps']} steps each); "
+        f"generator error p = {strat['none']['p']:.2f}"
+        if "none" in strat and strat["none"].get("p") is not None
+        else "Retrained models vs p*"
+    )
+    ax.legend(fontsize=7, loc="best", ncol=2)
+    head = {"generator": gen, "crossover_p_star": cross} | {
+        n: _acc(s, tau) for n, s in strat.items()
+    }
+    return _save(fig, out_dir, "eigen_pstar"), head
+
+
+def datasize(run_dir: str, out_dir: str):
+    _style()
+    r = load_run(run_dir)
+    tau = _tau(r)
+    gen = _acc(r["generator"], tau)
+    fig, ax = plt.subplots(figsize=(7, 4.3), constrained_layout=True)
+    ax.axhline(100 * gen, color="k", ls="--", lw=1.2, label="generator")
+    head = {"generator": gen}
+    for name, pts in r.get("curves", {}).items():
+        pts = sorted(pts, key=lambda p: p["n_syn"])
+        xs = [p["n_syn"] for p in pts]
+        ys = [100 * _acc(p, tau) for p in pts]
+        ax.plot(xs, ys, "o-", label=name)
+        head[name] = {str(x): y / 100 for x, y in zip(xs, ys, strict=True)}
+    ax.set_xscale("log")
+    ax.set_xlabel("synthesized inputs")
+    ax.set_ylabel(f"accuracy at {100 * float(tau):g}% (%)")
+    ax.set_title(f"Data size (real data of the generator: {r['config']['n_real']})")
+    ax.legend(fontsize=8)
+    return _save(fig, out_dir, "eigen_datasize"), head
+
+
+FIGURES = {"warmup": warmup, "pstar": pstar, "datasize": datasize}
+
+
+def draw(name: str, run_dir: str, out_dir: str):
+    """Draw one figure by name (``warmup``, ``pstar``, ``datasize``)."""
+    if name not in FIGURES:
+        raise ValueError(f"figure must be one of {', '.join(FIGURES)}, got {name!r}")
+    return FIGURES[name](run_dir, out_dir)
