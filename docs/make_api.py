@@ -7,10 +7,12 @@ import inspect
 from pathlib import Path
 
 import gmmcollapse
-from gmmcollapse import feedback, gmm, sweep, theory
+from gmmcollapse import feedback, gmm, models, pipeline, sweep, theory
+from gmmcollapse import eigen
+from gmmcollapse.eigen import experiment as eigen_experiment
 from gmmcollapse.experiments import gmm as experiments
 
-MODULES = [theory, gmm, feedback, sweep, experiments]
+MODULES = [theory, gmm, feedback, sweep, experiments, pipeline, models, eigen, eigen_experiment]
 
 
 def render() -> str:

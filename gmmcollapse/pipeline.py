@@ -22,6 +22,7 @@ import dataclasses
 import json
 import math
 import os
+import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
@@ -29,7 +30,7 @@ import jax
 import numpy as np
 
 from gmmcollapse import feedback
-from gmmcollapse._validate import check_range
+from gmmcollapse._validate import check_int, check_range
 
 __all__ = [
     "RULES",
@@ -154,6 +155,15 @@ def _rates_dict(r: feedback.Rates) -> dict:
     return {k: float(np.asarray(v)) for k, v in r._asdict().items()}
 
 
+def _jsonable(obj: Any) -> Any:
+    """Round-trip through JSON text so stored and fresh values compare equal (NaN -> None)."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None if math.isnan(obj) else str(obj)
+    if isinstance(obj, dict):
+        return {k: _jsonable(v) for k, v in obj.items()}
+    return obj
+
+
 def _write_json(path: str, obj: Any) -> None:
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
@@ -183,8 +193,9 @@ def run_round(
 
     Args:
         sizes: numbers of synthesized inputs (default: all of them).
-        store: directory for per-(strategy, size) result files; finished ones are read back
-            instead of retrained, so an interrupted round resumes.
+        store: directory for per-(strategy, size) result files; a finished one is read back
+            instead of retrained (so an interrupted round resumes) when it was made by the same
+            strategy and its selection has the same measured rates; otherwise it is redone.
         keep_models: return the trained models (e.g. to use them as the next generators);
             forces training even when a result file exists (the domain's checkpoints make a
             finished training cheap to reload).
@@ -195,10 +206,9 @@ def run_round(
     if len(set(names)) != len(names):
         raise ValueError(f"strategy names must be unique, got {names}")
     n = jax.tree.leaves(inputs)[0].shape[0]
+    for m in sizes or ():
+        check_int("sizes", m, 1, n)
     sizes = [n] if sizes is None else sorted({int(m) for m in sizes})
-    for m in sizes:
-        if not 1 <= m <= n:
-            raise ValueError(f"sizes must be in [1, {n}] (the number of inputs), got {m}")
     pools_needed = {s.pool for s in strategies}
     if candidates is None:
         candidates = domain.synthesize(generator, inputs, pools_needed)
@@ -215,13 +225,19 @@ def run_round(
             tag = f"{strat.name}@{m}"
             path = None if store is None else os.path.join(store, f"{tag}.json")
             sub_scores = subset(tables[strat.pool], m)
-            sel = select(strat, sub_scores, jax.random.fold_in(key, i))
+            # the key depends on the strategy's name, not its position in the list
+            sel = select(
+                strat, sub_scores, jax.random.fold_in(key, zlib.crc32(strat.name.encode()))
+            )
             rates = _rates_dict(feedback.measure(sel, sub_scores["correct"]))
+            ident = {"strategy": _jsonable(dataclasses.asdict(strat)), "rates": _jsonable(rates)}
             if path is not None and os.path.exists(path) and not keep_models:
                 with open(path) as f:
                     saved = json.load(f)
-                out.append(StrategyResult(strat.name, m, saved["rates"], saved["metrics"]))
-                continue
+                # reuse only a result of the same strategy on the same selection
+                if {k: _jsonable(saved.get(k)) for k in ident} == ident:
+                    out.append(StrategyResult(strat.name, m, saved["rates"], saved["metrics"]))
+                    continue
             if rates["n_selected"] == 0:
                 metrics, model = {"error": "nothing selected"}, None
             else:
@@ -232,7 +248,7 @@ def run_round(
                 metrics = domain.evaluate(model)
             res = StrategyResult(strat.name, m, rates, metrics, model if keep_models else None)
             if path is not None:
-                _write_json(path, res.to_json())
+                _write_json(path, res.to_json() | {"strategy": ident["strategy"]})
             if log is not None:
                 log(f"{tag}: p*={rates['p_star']:.3f} kept={int(rates['n_selected'])} {metrics}")
             out.append(res)

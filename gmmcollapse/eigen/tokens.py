@@ -71,6 +71,10 @@ class MatrixTokenizer:
 
     def encode_src(self, matrices: Array) -> Array:
         """(b, k, k) -> int32 (b, src_len)."""
+        if matrices.ndim != 3 or matrices.shape[1:] != (self.k, self.k):
+            raise ValueError(
+                f"matrices must have shape (batch, {self.k}, {self.k}), got {matrices.shape}"
+            )
         b = matrices.shape[0]
         nums = self.enc.encode(matrices.reshape(b, -1)) + self.offset
         dims = jnp.full((b, 2), self.dim_token(self.k), jnp.int32)
@@ -78,6 +82,10 @@ class MatrixTokenizer:
 
     def encode_tgt(self, eigenvalues: Array) -> Array:
         """(b, k) -> int32 (b, tgt_len): ``V<k>``, numbers, ``EOS``."""
+        if eigenvalues.ndim != 2 or eigenvalues.shape[1] != self.k:
+            raise ValueError(
+                f"eigenvalues must have shape (batch, {self.k}), got {eigenvalues.shape}"
+            )
         b = eigenvalues.shape[0]
         nums = self.enc.encode(eigenvalues) + self.offset
         head = jnp.full((b, 1), self.dim_token(self.k), jnp.int32)

@@ -178,6 +178,13 @@ def generate(
     check_int("batch_size", batch_size, 1)
     src = np.asarray(src, np.int32)
     n = src.shape[0]
+    if n == 0:
+        length = _max_len(model, max_len)
+        return Generated(
+            np.zeros((0, beam, length), np.int32),
+            np.zeros((0, beam), np.float32),
+            np.zeros((0, beam), np.int32),
+        )
     bs = min(batch_size, n)
     outs = []
     for start in tqdm(range(0, n, bs), desc=desc, disable=not progress, unit="batch"):

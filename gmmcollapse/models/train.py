@@ -255,6 +255,9 @@ def train(
         restored = ckpt.restore({"params": params, "opt_state": opt_state})
         if restored is not None:
             step, tree, history = restored
+            # orbax returns device-committed arrays; a fresh run's are uncommitted. Match the
+            # fresh run so the compiled step is reused (same jit cache key), bitwise the same.
+            tree = jax.tree.map(lambda a: jnp.asarray(np.asarray(a)), tree)
             params, opt_state = tree["params"], tree["opt_state"]
 
     base_key = jax.random.key(tc.seed)
@@ -305,7 +308,8 @@ def train(
                 rec.update(eval_fn(bind(graphdef, params)))
             history.append(rec)
             losses = []
-            if ckpt is not None:
+            at_ckpt = step == tc.steps or (tc.ckpt_every and step % tc.ckpt_every == 0)
+            if ckpt is not None and at_ckpt:
                 ckpt.save(step, {"params": params, "opt_state": opt_state}, history)
             t0, ex0 = time.perf_counter(), step
     bar.close()
