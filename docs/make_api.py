@@ -7,12 +7,22 @@ import inspect
 from pathlib import Path
 
 import gmmcollapse
-from gmmcollapse import feedback, gmm, models, pipeline, sweep, theory
-from gmmcollapse import eigen
+from gmmcollapse import eigen, feedback, gmm, models, pipeline, summarize, sweep, theory
 from gmmcollapse.eigen import experiment as eigen_experiment
 from gmmcollapse.experiments import gmm as experiments
 
-MODULES = [theory, gmm, feedback, sweep, experiments, pipeline, models, eigen, eigen_experiment]
+MODULES = [
+    theory,
+    gmm,
+    feedback,
+    sweep,
+    experiments,
+    pipeline,
+    models,
+    eigen,
+    eigen_experiment,
+    summarize,
+]
 
 
 def render() -> str:

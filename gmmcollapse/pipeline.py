@@ -131,8 +131,8 @@ class Domain(Protocol):
         """A fresh model trained on ``data`` (the same budget for every call); ``tag`` names
         the run (e.g. for its checkpoint directory)."""
 
-    def evaluate(self, model: Any) -> dict:
-        """Metrics of ``model`` on the fixed held-out set."""
+    def evaluate(self, model: Any, tag: str) -> dict:
+        """Metrics of ``model`` on the fixed held-out set (``tag`` as in :meth:`train`)."""
 
 
 @dataclasses.dataclass
@@ -182,6 +182,7 @@ def run_round(
     store: str | os.PathLike | None = None,
     keep_models: bool = False,
     candidates: dict[str, Any] | None = None,
+    prefix: str = "",
     log=None,
 ) -> list[StrategyResult]:
     """One round for every strategy and every number of inputs in ``sizes``.
@@ -200,6 +201,8 @@ def run_round(
             forces training even when a result file exists (the domain's checkpoints make a
             finished training cheap to reload).
         candidates: precomputed pools (else ``domain.synthesize``).
+        prefix: prepended to every tag ``"<name>@<size>"`` passed to the domain (e.g. the
+            round, so models of different rounds do not share checkpoints).
         log: optional ``print``-like callable for one line per finished (strategy, size).
     """
     names = [s.name for s in strategies]
@@ -222,8 +225,8 @@ def run_round(
     out = []
     for i, strat in enumerate(strategies):
         for m in sizes:
-            tag = f"{strat.name}@{m}"
-            path = None if store is None else os.path.join(store, f"{tag}.json")
+            tag = f"{prefix}{strat.name}@{m}"
+            path = None if store is None else os.path.join(store, f"{strat.name}@{m}.json")
             sub_scores = subset(tables[strat.pool], m)
             # the key depends on the strategy's name, not its position in the list
             sel = select(
@@ -245,7 +248,7 @@ def run_round(
                     subset(inputs, m), subset(candidates[strat.pool], m), sel
                 )
                 model = domain.train(data, tag)
-                metrics = domain.evaluate(model)
+                metrics = domain.evaluate(model, tag)
             res = StrategyResult(strat.name, m, rates, metrics, model if keep_models else None)
             if path is not None:
                 _write_json(path, res.to_json() | {"strategy": ident["strategy"]})

@@ -150,3 +150,17 @@ def test_crossover_interpolates():
     assert crossover(pts, 0.3) == pytest.approx(0.7)
     assert crossover(pts, 0.05) == 0.5
     assert math.isnan(crossover(pts, 0.9))
+
+
+def test_two_rounds_each_strategy_generates_its_next_round(tmp_path):
+    out = tmp_path / "r2"
+    sets = ["rounds=2", "n_syn=64", "sizes=", "p_noise=", "retrain_steps=20", "n_test=32"]
+    argv = ["eigen", "--scale", "smoke", "--out", str(out), "--quiet"]
+    assert main([*argv, *(x for s in sets for x in ("--set", s))]) == 0
+    r = json.loads((out / "results.json").read_text())
+    for name, s in r["strategies"].items():
+        assert len(s["rounds"]) == 2, name
+        assert s["rounds"][0] == s["acc"]
+    # round-2 models were trained and evaluated under their own names
+    assert (out / "eval" / "round2_none_n64.npy").exists()
+    assert (out / "ckpt" / "round2_none_n64").is_dir()

@@ -231,7 +231,7 @@ class FakeDomain:
         self.trained.append((tag, data))
         return {"tag": tag, "n": len(data["y"]), "mean_y": float(np.mean(data["y"]))}
 
-    def evaluate(self, model):
+    def evaluate(self, model, tag=None):
         self.evaluated += 1
         return {"n_train": model["n"], "mean_y": model["mean_y"]}
 
