@@ -3,8 +3,9 @@
 * ``warmup``: greedy decoding vs the best of k beams picked by an oracle vs the beam the model
   itself finds most likely, at every tolerance (PAPER.md 1.3's warm-up table).
 * ``pstar``: final accuracy of the model retrained on each strategy's selection against the
-  strategy's measured p*, with the generator's accuracy as a line; the noisy-oracle family
-  traces where selection starts to beat the generator (the crossover).
+  strategy's measured p*, with the generator's accuracy as a line; error bars are 2 paired
+  standard errors of the difference to the generator (same held-out matrices). The
+  noisy-oracle family traces the crossover: the p* from which it beats the generator by 2 SE.
 * ``datasize``: final accuracy against the number of synthesized inputs, per strategy.
 
 Each function takes the run directory and an output directory, writes ``eigen_<name>.png`` and
@@ -74,7 +75,9 @@ def warmup(run_dir: str, out_dir: str):
     ax.set_ylabel("correct (%)")
     c = r["config"]
     ax.set_title(f"Warm-up: the generator on {c['n_test']} held-out {c['k']}x{c['k']} matrices")
-    ax.legend(loc="upper left", fontsize=8)
+    top = max(100 * w[key][t] for key, _ in rows for t in taus)
+    ax.set_ylim(0, 1.25 * top + 1)
+    ax.legend(loc="upper right", fontsize=8)
     tau = _tau(r)
     head = {key: w[key][tau] for key, _ in rows} | {"tau": float(tau)}
     return _save(fig, out_dir, "eigen_warmup"), head
@@ -104,22 +107,17 @@ def pstar(run_dir: str, out_dir: str):
     strat = r["strategies"]
     fig, ax = plt.subplots(figsize=(7.5, 4.8), constrained_layout=True)
     ax.axhline(100 * gen, color="k", ls="--", lw=1.2, label=f"generator ({100 * gen:.1f}%)")
-    noisy = sorted(
-        (s["p_star"], _acc(s, tau))
-        for n, s in strat.items()
-        if n.startswith("noisy_oracle_") and s.get("p_star") is not None
+    # the noisy family with its end points: no verifier (p* = 1/2), the perfect oracle (p* = 1)
+    members = [n for n in strat if n.startswith("noisy_oracle_")] + ["none", "oracle_prune"]
+    family = sorted(
+        (strat[n]["p_star"], _acc(strat[n], tau), strat[n].get("vs_generator"))
+        for n in members
+        if n in strat and strat[n].get("p_star") is not None
     )
-    # the noisy family's end points: no verifier (p* = 1/2) and the perfect oracle (p* = 1)
-    family = list(noisy)
-    for name in ("none", "oracle_prune"):
-        s = strat.get(name)
-        if s and s.get("p_star") is not None:
-            family.append((s["p_star"], _acc(s, tau)))
-    family.sort()
     if family:
         ax.plot(
-            [p for p, _ in family],
-            [100 * a for _, a in family],
+            [p for p, _, _ in family],
+            [100 * a for _, a, _ in family],
             color="0.6",
             lw=1,
             zorder=1,
@@ -129,16 +127,26 @@ def pstar(run_dir: str, out_dir: str):
     for name, s in strat.items():
         if s.get("p_star") is None or s.get("acc") is None:
             continue
-        ax.scatter(
-            s["p_star"], 100 * _acc(s, tau), s=40, marker=next(markers, "o"), label=name, zorder=3
+        se = (s.get("vs_generator") or {}).get("se", 0.0)
+        ax.errorbar(
+            s["p_star"],
+            100 * _acc(s, tau),
+            yerr=200 * se,
+            fmt=next(markers, "o"),
+            ms=6,
+            capsize=2,
+            label=name,
+            zorder=3,
         )
-    cross = crossover(family, gen)
+    # where the family beats the generator by two paired standard errors (same test matrices)
+    sig = [(p, v["delta"] - 2 * v["se"]) for p, _, v in family if v is not None]
+    cross = crossover(sig, 0.0)
     if math.isfinite(cross):
         ax.axvline(cross, color="C3", lw=0.8, ls=":")
         ax.annotate(
-            f"crossover p* = {cross:.2f}",
+            f"beats the generator by 2 SE\nfrom p* = {cross:.2f}",
             (cross, 100 * gen),
-            xytext=(5, -15),
+            xytext=(5, -28),
             textcoords="offset points",
             color="C3",
             fontsize=8,
@@ -153,7 +161,7 @@ def pstar(run_dir: str, out_dir: str):
         else "Retrained models vs p*"
     )
     ax.legend(fontsize=7, loc="best", ncol=2)
-    head = {"generator": gen, "crossover_p_star": cross} | {
+    head = {"generator": gen, "p_star_beats_generator_2se": cross} | {
         n: _acc(s, tau) for n, s in strat.items()
     }
     return _save(fig, out_dir, "eigen_pstar"), head
