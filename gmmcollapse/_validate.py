@@ -18,7 +18,14 @@ from typing import Any
 import jax
 import numpy as np
 
-__all__ = ["check_int", "check_not_both_zero", "check_range", "is_concrete"]
+__all__ = [
+    "check_int",
+    "check_not_both_zero",
+    "check_range",
+    "check_strings",
+    "claim_directory",
+    "is_concrete",
+]
 
 
 def is_concrete(x: Any) -> bool:
@@ -98,3 +105,41 @@ def check_not_both_zero(name_a: str, a: Any, name_b: str, b: Any) -> None:
         raise ValueError(
             f"{name_a} and {name_b} must not both be 0 (the verifier would keep nothing)"
         )
+
+
+def check_strings(name: str, texts: Any) -> list[str]:
+    """``texts`` as a list of strings; ``TypeError`` for one bare string or a non-string entry."""
+    if isinstance(texts, str):
+        raise TypeError(f"{name} must be a sequence of strings, not one string")
+    texts = list(texts)
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise TypeError(f"{name} must hold strings, got {type(t).__name__} (entry {i})")
+    return texts
+
+
+def claim_directory(directory: str, filename: str, fingerprint: dict, what: str, hint: str) -> None:
+    """Record ``fingerprint`` in ``directory/filename``, or check that it matches the one there.
+
+    Makes the directory if needed. A mismatch raises ``ValueError`` naming the differing keys,
+    so a resumable job never mixes two configurations (``what`` and ``hint`` word the message).
+    """
+    import json
+    import os
+
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, filename)
+    fp = json.loads(json.dumps(fingerprint))  # normalise tuples etc.
+    if os.path.exists(path):
+        with open(path) as f:
+            old = json.load(f)
+        if old != fp:
+            diff = sorted(k for k in set(old) | set(fp) if old.get(k) != fp.get(k))
+            raise ValueError(
+                f"{what} {directory} holds a different run (differs in {', '.join(diff)}); {hint}"
+            )
+        return
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(fp, f, indent=1)
+    os.replace(tmp, path)

@@ -40,7 +40,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from gmmcollapse._validate import check_int, check_range
+from gmmcollapse._validate import check_int, check_range, claim_directory
 from gmmcollapse.eigen.data import (
     TOLERANCES,
     EigenBatch,
@@ -422,21 +422,9 @@ def _safe(tag: str) -> str:
 
 
 def _check_run_dir(out: str, cfg: EigenConfig) -> None:
-    os.makedirs(out, exist_ok=True)
-    path = os.path.join(out, "config.json")
-    mine = cfg.to_json()
-    if os.path.exists(path):
-        with open(path) as f:
-            old = json.load(f)
-        if old != mine:
-            diff = sorted(k for k in set(old) | set(mine) if old.get(k) != mine.get(k))
-            raise ValueError(
-                f"out directory {out} holds a run with a different configuration (differs in "
-                f"{', '.join(diff)}); choose another --out or delete it"
-            )
-    else:
-        with open(path, "w") as f:
-            json.dump(mine, f, indent=1)
+    claim_directory(
+        out, "config.json", cfg.to_json(), "out directory", "choose another --out or delete it"
+    )
 
 
 def _cached_json(path: str, compute):

@@ -8,9 +8,10 @@ runs. :func:`save_tree` / :func:`load_tree` store one pytree (e.g. a finished mo
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
+
+from gmmcollapse._validate import claim_directory
 
 __all__ = ["TrainCheckpoints", "load_tree", "save_tree"]
 
@@ -27,23 +28,13 @@ class TrainCheckpoints:
     def __init__(self, directory: str | os.PathLike, fingerprint: dict, max_to_keep: int = 2):
         ocp = _ocp()
         self.directory = os.path.abspath(os.fspath(directory))
-        os.makedirs(self.directory, exist_ok=True)
-        fp_path = os.path.join(self.directory, "fingerprint.json")
-        fp = json.loads(json.dumps(fingerprint))  # normalise tuples etc.
-        if os.path.exists(fp_path):
-            with open(fp_path) as f:
-                old = json.load(f)
-            if old != fp:
-                diff = sorted(k for k in set(old) | set(fp) if old.get(k) != fp.get(k))
-                raise ValueError(
-                    f"checkpoint directory {self.directory} holds a different training run "
-                    f"(differs in {', '.join(diff)}); use another directory or delete it"
-                )
-        else:
-            tmp = fp_path + ".tmp"
-            with open(tmp, "w") as f:
-                json.dump(fp, f, indent=1)
-            os.replace(tmp, fp_path)
+        claim_directory(
+            self.directory,
+            "fingerprint.json",
+            fingerprint,
+            "checkpoint directory",
+            "use another directory or delete it",
+        )
         self.manager = ocp.CheckpointManager(
             os.path.join(self.directory, "steps"),
             options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True),

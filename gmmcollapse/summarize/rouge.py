@@ -14,6 +14,8 @@ from functools import lru_cache
 
 import numpy as np
 
+from gmmcollapse._validate import check_strings
+
 __all__ = ["ROUGE_TYPES", "mean_rouge", "rouge_scores"]
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
@@ -28,16 +30,6 @@ def _scorer(use_stemmer: bool):
     return rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=use_stemmer)
 
 
-def _check(name: str, xs) -> list[str]:
-    if isinstance(xs, str):
-        raise TypeError(f"{name} must be a sequence of strings, not one string")
-    xs = list(xs)
-    for i, x in enumerate(xs):
-        if not isinstance(x, str):
-            raise TypeError(f"{name} must hold strings, got {type(x).__name__} (entry {i})")
-    return xs
-
-
 def rouge_scores(
     predictions: Sequence[str], references: Sequence[str], *, use_stemmer: bool = True
 ) -> dict[str, np.ndarray]:
@@ -45,8 +37,8 @@ def rouge_scores(
 
     Raises ``ValueError`` when the two lists differ in length. Empty lists give empty arrays.
     """
-    preds = _check("predictions", predictions)
-    refs = _check("references", references)
+    preds = check_strings("predictions", predictions)
+    refs = check_strings("references", references)
     if len(preds) != len(refs):
         raise ValueError(
             f"predictions and references must have the same length, got {len(preds)} "

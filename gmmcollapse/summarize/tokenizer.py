@@ -31,7 +31,7 @@ from collections.abc import Iterable, Sequence
 
 import numpy as np
 
-from gmmcollapse._validate import check_int
+from gmmcollapse._validate import check_int, check_strings
 from gmmcollapse.models.transformer import BOS, EOS, N_SPECIAL, PAD
 
 __all__ = ["SubwordTokenizer", "train_tokenizer"]
@@ -66,16 +66,6 @@ def _new_model():
     tok.pre_tokenizer = tk.pre_tokenizers.ByteLevel(add_prefix_space=True, use_regex=True)
     tok.decoder = tk.decoders.ByteLevel()
     return tok
-
-
-def _check_texts(name: str, texts) -> list[str]:
-    if isinstance(texts, str):
-        raise TypeError(f"{name} must be a sequence of strings, not one string")
-    texts = list(texts)
-    for i, t in enumerate(texts):
-        if not isinstance(t, str):
-            raise TypeError(f"{name} must hold strings, got {type(t).__name__} (entry {i})")
-    return texts
 
 
 class SubwordTokenizer:
@@ -199,7 +189,7 @@ class SubwordTokenizer:
 
     def count_tokens(self, texts: Sequence[str]) -> np.ndarray:
         """Number of tokens of each text, without ``EOS``: int64 ``(n,)``."""
-        texts = _check_texts("texts", texts)
+        texts = check_strings("texts", texts)
         return np.array([len(p) for p in self._pieces(texts)], dtype=np.int64)
 
     def encode(self, texts: Sequence[str], max_len: int, *, eos: bool = False) -> np.ndarray:
@@ -207,7 +197,7 @@ class SubwordTokenizer:
 
         ``eos=True`` appends ``EOS`` (the summary side; see :meth:`encode_target`).
         """
-        texts = _check_texts("texts", texts)
+        texts = check_strings("texts", texts)
         check_int("max_len", max_len, 2 if eos else 1)
         max_len = int(max_len)
         keep = max_len - 1 if eos else max_len
