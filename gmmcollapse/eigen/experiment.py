@@ -535,10 +535,8 @@ def run(cfg: EigenConfig, out: str, *, progress: bool = True, log=print) -> dict
     for r in range(cfg.rounds):
         syn = draw(jax.random.fold_in(k_syn, r), cfg.n_syn)
         t0 = time.perf_counter()
-        lineage = [s for s in strats] if r > 0 else strats
         results_r = {}
-        shared = r == 0  # round 1: one generator for all, candidates computed once
-        if shared:
+        if r == 0:  # round 1: one generator for all, candidates computed once
             pools = _cached_candidates(
                 os.path.join(out, "candidates.npz"),
                 lambda syn=syn: dom.synthesize(generator, syn, {"greedy", "beam"}),
@@ -582,7 +580,7 @@ def run(cfg: EigenConfig, out: str, *, progress: bool = True, log=print) -> dict
                     )
             timing["retrain"] = time.perf_counter() - t0
         else:
-            for s in lineage:
+            for s in strats:
                 gen_s = generators[s.name]
                 if gen_s is None:
                     continue
