@@ -10,6 +10,7 @@ import gmmcollapse
 from gmmcollapse import eigen, feedback, gmm, models, pipeline, summarize, sweep, theory
 from gmmcollapse.eigen import experiment as eigen_experiment
 from gmmcollapse.experiments import gmm as experiments
+from gmmcollapse.summarize import experiment as summarize_experiment
 
 MODULES = [
     theory,
@@ -22,6 +23,7 @@ MODULES = [
     eigen,
     eigen_experiment,
     summarize,
+    summarize_experiment,
 ]
 
 

@@ -1,6 +1,6 @@
 """``gmmcollapse`` command line: a thin layer that parses flags and calls the library.
 
-Subcommands: ``theory``, ``simulate``, ``sweep``, ``eigen``, ``reproduce``. Invalid values print one
+Subcommands: ``theory``, ``simulate``, ``sweep``, ``eigen``, ``summarize``, ``reproduce``. Invalid values print one
 line naming the parameter and exit with code 2 (no traceback).
 """
 
@@ -393,43 +393,53 @@ def _cmd_sweep(args) -> int:
     return 0
 
 
-def _parse_overrides(items: list[str]) -> dict:
-    """``--set key=value`` pairs for the eigen config, converted to the field's type."""
+def _parse_overrides(items: list[str], config_cls) -> dict:
+    """``--set key=value`` pairs for an experiment config, converted to the field's type."""
     import dataclasses
+    import typing
 
-    from gmmcollapse.eigen.experiment import EigenConfig
-
-    types = {f.name: f.type for f in dataclasses.fields(EigenConfig)}
-    defaults = EigenConfig()
+    hints = typing.get_type_hints(config_cls)
+    fields = {f.name: _type_name(hints[f.name]) for f in dataclasses.fields(config_cls)}
     out = {}
     for item in items:
         key, sep, text = item.partition("=")
         key = key.strip().replace("-", "_")
-        if not sep or key not in types or key == "scale":
-            allowed = ", ".join(sorted(set(types) - {"scale"}))
+        if not sep or key not in fields or key == "scale":
+            allowed = ", ".join(sorted(set(fields) - {"scale"}))
             raise ValueError(f"--set expects KEY=VALUE with KEY one of {allowed}; got {item!r}")
-        current = getattr(defaults, key)
+        kind = fields[key]
         try:
-            if isinstance(current, tuple):
-                parts = [t for t in text.split(",") if t.strip()]
-                conv = int if key == "sizes" else (float if key == "p_noise" else str)
-                out[key] = tuple(conv(_float(t)) if conv is int else conv(t) for t in parts)
-            elif isinstance(current, bool):
-                out[key] = text.lower() in ("1", "true", "yes")
-            elif isinstance(current, int):
-                v = _float(text)
-                if v != int(v):
-                    raise ValueError
-                out[key] = int(v)
-            elif isinstance(current, float):
-                out[key] = _float(text)
+            if kind.startswith("tuple"):
+                parts = [t.strip() for t in text.split(",") if t.strip()]
+                out[key] = tuple(_convert(t, kind.partition("[")[2]) for t in parts)
+            elif "None" in kind and text.lower() in ("", "none"):
+                out[key] = None
             else:
-                out[key] = text
+                out[key] = _convert(text, kind)
         except (ValueError, argparse.ArgumentTypeError):
-            raise ValueError(
-                f"--set {key}: cannot read {text!r} as {type(current).__name__}"
-            ) from None
+            raise ValueError(f"--set {key}: cannot read {text!r} as {kind}") from None
     return out
+
+
+def _type_name(tp) -> str:
+    """``tuple[int, ...]`` -> "tuple[int, ...]", ``int`` -> "int", ``str | None`` -> "str | None"."""
+    return tp.__name__ if isinstance(tp, type) else str(tp).replace("typing.", "")
+
+
+def _convert(text: str, kind: str):
+    """``text`` as the first of bool / int / float / str named in the type ``kind``."""
+    if kind.startswith("bool"):
+        if text.lower() not in ("1", "0", "true", "false", "yes", "no"):
+            raise ValueError
+        return text.lower() in ("1", "true", "yes")
+    if kind.startswith("int"):
+        v = _float(text)
+        if v != int(v):
+            raise ValueError
+        return int(v)
+    if kind.startswith("float"):
+        return _float(text)
+    return text
 
 
 def _print_eigen_plan(cfg) -> None:
@@ -479,43 +489,125 @@ def _eigen_summary(res: dict) -> None:
         )
 
 
-def _cmd_eigen(args) -> int:
-    from gmmcollapse.eigen.experiment import make_config, run
-    from gmmcollapse.plots.eigen import FIGURES, draw
+def _print_summarize_plan(cfg) -> None:
+    from gmmcollapse.summarize.experiment import strategies
 
-    cfg = make_config(args.scale, **_parse_overrides(args.set))
-    if args.dry_run:
-        _print_eigen_plan(cfg)
-        return 0
-    out = args.out or os.path.join("results", "eigen", cfg.scale)
+    mc = cfg.model_config(cfg.vocab_size)
+    fl = mc.flops_per_example()
+    n_models = 3 + len(strategies(cfg))
+    data = "the built-in corpus" if cfg.data is None else cfg.data
+    print(
+        f"summarize {cfg.scale}: {data}, {cfg.n_pairs or 'all'} training pairs, {cfg.n_test} test"
+    )
+    print(
+        f"  model: {mc.enc_layers}+{mc.dec_layers} layers, width {mc.width}, {mc.heads} heads, "
+        f"ff {mc.ff}, vocabulary {cfg.vocab_size}, articles cut at {cfg.src_len} tokens: "
+        f"{mc.param_count() / 1e6:.2f}M parameters"
+    )
+    print(
+        f"  generator on {cfg.gen_fraction:.1%} of the pool, verifier on "
+        f"{cfg.verifier_fraction:.1%}; greedy + beam {cfg.beam} on the rest; "
+        f"{len(cfg.selectors)} selectors x rates {', '.join(f'{r:g}' for r in cfg.rates)}"
+    )
+    total_ex = cfg.batch_size * cfg.steps * n_models
+    print(
+        f"  {n_models} models x {cfg.steps} steps x {cfg.batch_size}: "
+        f"{total_ex * fl['train'] / 1e15:.3g} PFLOP of training in all"
+    )
+    if cfg.notes:
+        print(f"  notes: {cfg.notes}")
+
+
+def _summarize_summary(res: dict) -> None:
+    n = res["config"]["n_test"]
+    print(f"ROUGE-1 / 2 / L on {n} held-out articles")
+    for k in ("generator", "human_full", "verifier_model"):
+        m = res[k]
+        if m is None:
+            continue
+        print(f"  {k:<22}{m['rouge1']:8.4f}{m['rouge2']:8.4f}{m['rougeL']:8.4f}")
+    print(f"  {'selector':<22}{'rate':>6}{'p*':>7}{'kept':>8}{'ROUGE-1':>9}{'vs gen':>16}")
+    for name, per_rate in res["selectors"].items():
+        for rate, v in per_rate.items():
+            ps, r1, d = v.get("p_star"), v.get("rouge1"), v.get("vs_generator")
+            vs = "" if d is None else f"{d['delta']:+.4f} +- {d['se'] or math.nan:.4f}"
+            print(
+                f"  {name:<22}{rate:>6}{'-' if ps is None else f'{ps:.3f}':>7}"
+                f"{v['n_selected']:>8}{'-' if r1 is None else f'{r1:.4f}':>9}{vs:>18}"
+            )
+    rho = res.get("spearman") or {}
+    print(
+        f"  Spearman(p*, ROUGE-1) = {rho.get('rho')} (p = {rho.get('pvalue')}, n = {rho.get('n')})"
+    )
+    for rate, w in (res.get("spearman_within_rate") or {}).items():
+        print(f"    at rate {rate}: {w.get('rho')} (p = {w.get('pvalue')}, n = {w.get('n')})")
+
+
+#: the model experiments: command -> (experiment module, plots module, plan, summary)
+_MODEL_EXPERIMENTS = {
+    "eigen": ("gmmcollapse.eigen.experiment", "gmmcollapse.plots.eigen", _print_eigen_plan,
+              _eigen_summary),
+    "summarize": ("gmmcollapse.summarize.experiment", "gmmcollapse.plots.summarize",
+                  _print_summarize_plan, _summarize_summary),
+}  # fmt: skip
+
+
+def _experiment_modules(command: str, plots_only: bool = False):
+    """(experiment module, plots module, plan, summary) of a command; the experiment module
+    (JAX, models) is imported only when needed."""
+    import importlib
+
+    exp, plots, plan, summary = _MODEL_EXPERIMENTS[command]
+    exp = None if plots_only else importlib.import_module(exp)
+    return exp, importlib.import_module(plots), plan, summary
+
+
+def _cmd_experiment(args) -> int:
+    """``gmmcollapse eigen`` / ``gmmcollapse summarize``: plan, run, figures, summary."""
+    exp, plots, plan, summary = _experiment_modules(args.command, plots_only=args.figures_only)
     t0 = time.time()
-    if not args.figures_only:
-        _print_eigen_plan(cfg)
-        res = run(cfg, out, progress=not args.quiet, log=None if args.quiet else print)
+    if args.figures_only:  # only reads OUT/results.json: no config, no data needed
+        out = args.out or os.path.join("results", args.command, args.scale)
+        res = plots.load_run(out)
     else:
-        from gmmcollapse.plots.eigen import load_run
-
-        res = load_run(out)
+        config_cls = type(exp.SCALES[args.scale])
+        overrides = _parse_overrides(args.set, config_cls)
+        if getattr(args, "data", None) is not None:
+            overrides["data"] = args.data
+            overrides.setdefault("format", "auto")  # a preset's format is for its own data
+        if getattr(args, "format", None) is not None:
+            overrides["format"] = args.format
+        data = overrides.get("data")
+        if data and not data.startswith("hf:"):
+            overrides["data"] = os.path.abspath(data)  # the run must find it when resumed
+        cfg = exp.make_config(args.scale, **overrides)
+        plan(cfg)
+        if args.dry_run:
+            return 0
+        out = args.out or os.path.join("results", args.command, cfg.scale)
+        res = exp.run(cfg, out, progress=not args.quiet, log=None if args.quiet else print)
     figs = args.figures or os.path.join(out, "figures")
-    for name in FIGURES:
-        paths, _ = draw(name, out, figs)
+    for name in plots.FIGURES:
+        paths, _ = plots.draw(name, out, figs)
         print(f"figure {paths[0]}")
-    _eigen_summary(res)
+    summary(res)
     print(f"done in {time.time() - t0:.1f} s; results in {os.path.join(out, 'results.json')}")
     return 0
 
 
 def _cmd_reproduce(args) -> int:
     from gmmcollapse.experiments.gmm import EXPERIMENTS, run_experiment
-    from gmmcollapse.plots import eigen as eigen_plots
     from gmmcollapse.plots.gmm import draw
 
-    domains = {"gmm": list(EXPERIMENTS), "eigen": list(eigen_plots.FIGURES)}
+    domains = {"gmm": list(EXPERIMENTS)}
+    for command in _MODEL_EXPERIMENTS:
+        domains[command] = list(_experiment_modules(command, plots_only=True)[1].FIGURES)
     if args.only not in (None, *domains):
         raise ValueError(f"only must be one of {', '.join(domains)}, got {args.only!r}")
     names = [(d, n) for d in ([args.only] if args.only else domains) for n in domains[d]]
+    label = lambda d, n: n if d == "gmm" else f"{d}_{n}"
     if args.figure:
-        full = {f"{d}_{n}" if d == "eigen" else n: (d, n) for d, n in names}
+        full = {label(d, n): (d, n) for d, n in names}
         unknown = set(args.figure) - set(full)
         if unknown:
             raise ValueError(
@@ -523,7 +615,7 @@ def _cmd_reproduce(args) -> int:
             )
         names = [full[f] for f in full if f in args.figure]
     t_all = time.time()
-    eigen_done = False
+    done: set[str] = set()
     for domain, name in names:
         t0 = time.time()
         if domain == "gmm":
@@ -532,18 +624,45 @@ def _cmd_reproduce(args) -> int:
                 run_experiment(name, args.scale, gmm_dir, progress=not args.quiet)
             paths, headline = draw(name, gmm_dir, args.out)
         else:
-            from gmmcollapse.eigen.experiment import make_config, run
-
-            run_dir = os.path.join(args.results, "eigen", args.scale)
-            if not args.figures_only and not eigen_done:
-                run(make_config(args.scale), run_dir, progress=not args.quiet, log=None)
-                eigen_done = True
-            paths, headline = eigen_plots.draw(name, run_dir, args.out)
+            exp, plots, _, _ = _experiment_modules(domain, plots_only=args.figures_only)
+            run_dir = os.path.join(args.results, domain, args.scale)
+            if not args.figures_only and domain not in done:
+                exp.run(exp.make_config(args.scale), run_dir, progress=not args.quiet, log=None)
+                done.add(domain)
+            paths, headline = plots.draw(name, run_dir, args.out)
         extra = f"  {json.dumps(headline)}" if headline else ""
-        label = f"{domain}_{name}" if domain == "eigen" else name
-        print(f"[{time.time() - t0:6.1f} s] {label:<15} -> {paths[0]}{extra}", flush=True)
+        print(
+            f"[{time.time() - t0:6.1f} s] {label(domain, name):<19} -> {paths[0]}{extra}",
+            flush=True,
+        )
     print(f"done in {time.time() - t_all:.1f} s; figures in {os.path.abspath(args.out)}")
     return 0
+
+
+def _add_experiment_parser(sub, command, *, help, description, example, config):
+    p = sub.add_parser(
+        command,
+        help=help,
+        description=description + " Writes OUT/results.json and OUT/figures/. Re-running "
+        "with the same --out resumes.",
+    )
+    p.add_argument("--scale", choices=("smoke", "quick", "paper"), default="quick")
+    p.add_argument("--out", default=None, help=f"run directory (default results/{command}/SCALE)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override a config field, e.g. {example} (repeatable; see {config})",
+    )
+    p.add_argument("--figures", default=None, help="figure directory (default OUT/figures)")
+    p.add_argument(
+        "--dry-run", action="store_true", help="print the plan (and estimates); run nothing"
+    )
+    p.add_argument("--figures-only", action="store_true", help="redraw from OUT/results.json")
+    p.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
+    p.set_defaults(func=_cmd_experiment)
+    return p
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -629,35 +748,48 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_sw.set_defaults(func=_cmd_sweep, seeds=16)
 
-    p_eig = sub.add_parser(
+    p_eig = _add_experiment_parser(
+        sub,
         "eigen",
         help="experiment 1: a transformer computing eigenvalues, synthesize -> verify -> retrain",
         description="Train a generator transformer on real (matrix, eigenvalues) pairs, "
         "synthesize answers for fresh matrices (greedy and beam search), select them with "
-        "each verifier, retrain a fresh model per selection and evaluate. Writes "
-        "OUT/results.json and OUT/figures/. Re-running with the same --out resumes.",
+        "each verifier, retrain a fresh model per selection and evaluate.",
+        example="--set n_syn=20000 --set sizes=5000,10000",
+        config="gmmcollapse.eigen.experiment.EigenConfig",
     )
-    p_eig.add_argument("--scale", choices=("smoke", "quick", "paper"), default="quick")
-    p_eig.add_argument("--out", default=None, help="run directory (default results/eigen/SCALE)")
-    p_eig.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config field, e.g. --set n_syn=20000 --set sizes=5000,10000 "
-        "(repeatable; see gmmcollapse.eigen.experiment.EigenConfig)",
+    p_sum = _add_experiment_parser(
+        sub,
+        "summarize",
+        help="experiment 2: a seq2seq summarizer, selection by ROUGE, self and a verifier",
+        description="Train a generator summarizer on 12.5% of the pairs, summarize the other "
+        "articles (greedy and beam search), select at several rates by random, oracle "
+        "(ROUGE-1), self (log-probability) and verifier-model scores, retrain a fresh model "
+        "per selection and evaluate ROUGE-1/2/L on held-out pairs.",
+        example="--set steps=300 --set rates=0.25,0.5",
+        config="gmmcollapse.summarize.experiment.SummarizeConfig",
     )
-    p_eig.add_argument("--figures", default=None, help="figure directory (default OUT/figures)")
-    p_eig.add_argument(
-        "--dry-run", action="store_true", help="print the plan and memory estimate; run nothing"
+    p_sum.add_argument(
+        "--data",
+        default=None,
+        help="article/summary pairs: a .jsonl/.csv/.parquet file, or hf:NAME (Hugging Face "
+        "datasets, e.g. hf:xlsum; needs a network). Default: the built-in corpus "
+        "(paper scale: hf:xlsum)",
     )
-    p_eig.add_argument("--figures-only", action="store_true", help="redraw from OUT/results.json")
-    p_eig.add_argument("--quiet", action="store_true", help="no progress bars or log lines")
-    p_eig.set_defaults(func=_cmd_eigen)
+    p_sum.add_argument(
+        "--format",
+        choices=("auto", "xlsum", "xsum", "cnndm"),
+        default=None,
+        help="field names of --data (default auto: detected)",
+    )
+    del p_eig
 
     p_re = sub.add_parser("reproduce", help="run the experiments and regenerate every figure")
     p_re.add_argument(
-        "--only", choices=("gmm", "eigen"), default=None, help="one domain (default: all)"
+        "--only",
+        choices=("gmm", *_MODEL_EXPERIMENTS),
+        default=None,
+        help="one domain (default: all)",
     )
     p_re.add_argument("--scale", choices=("smoke", "quick", "paper"), default="quick")
     p_re.add_argument(
@@ -665,12 +797,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=None,
         help="only this figure (repeatable): a GMM name such as phase, or eigen_warmup, "
-        "eigen_pstar, eigen_datasize",
+        "eigen_pstar, eigen_datasize, summarize_rates, summarize_pstar",
     )
     p_re.add_argument(
         "--results",
         default="results",
-        help="root of the result files: RESULTS/gmm/*.npz, RESULTS/eigen/SCALE/ (default results)",
+        help="root of the result files: RESULTS/gmm/*.npz, RESULTS/eigen/SCALE/, "
+        "RESULTS/summarize/SCALE/ (default results)",
     )
     p_re.add_argument("--out", default="figures/out", help="where figures go (default figures/out)")
     p_re.add_argument("--figures-only", action="store_true", help="redraw from existing results")

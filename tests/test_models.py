@@ -39,6 +39,7 @@ from gmmcollapse.models import (
     load_model,
     loss_fn,
     save_model,
+    score,
     shift_right,
     train,
 )
@@ -318,6 +319,31 @@ def test_greedy_matches_teacher_forcing(kw):
             allowed = lsm[i, j].copy()
             allowed[[PAD, BOS]] = -np.inf
             assert toks[i, j] == int(np.argmax(allowed))  # the arg-max given its own prefix
+
+
+@pytest.mark.parametrize("kw", [MAIN, OTHER], ids=["pre-learned-tied", "post-sin-untied-noenc"])
+def test_score_is_the_decoders_logprob(kw):
+    """Teacher-forced scoring of decoded candidates gives back their log-probabilities and
+    lengths, in chunks of any size (the last one padded)."""
+    model = _model(3, **kw)
+    g = greedy(model, SRC)
+    lp, ln = score(model, SRC, g.tokens[:, 0], progress=False)
+    assert lp.shape == ln.shape == (3,) and ln.dtype == np.int32
+    np.testing.assert_allclose(lp, np.asarray(g.logprob[:, 0]), atol=1e-5, rtol=1e-5)
+    np.testing.assert_array_equal(ln, np.asarray(g.length[:, 0]))
+    b = beam_search(model, SRC, 3)
+    flat = np.asarray(b.tokens).reshape(9, -1)
+    lp, ln = score(model, np.repeat(SRC, 3, axis=0), flat, batch_size=4, progress=False)
+    np.testing.assert_allclose(lp, np.asarray(b.logprob).reshape(-1), atol=1e-5, rtol=1e-5)
+    np.testing.assert_array_equal(ln, np.asarray(b.length).reshape(-1))
+    # a shorter target scores fewer tokens; an empty input gives empty arrays
+    short = np.where(np.arange(flat.shape[1]) < 1, flat, PAD)
+    assert np.all(score(model, np.repeat(SRC, 3, axis=0), short, progress=False)[1] <= 1)
+    assert score(model, SRC[:0], flat[:0], progress=False)[0].shape == (0,)
+    with pytest.raises(ValueError, match="same n"):
+        score(model, SRC, flat, progress=False)
+    with pytest.raises(ValueError, match="max_tgt_len"):
+        score(model, SRC, np.ones((3, model.cfg.max_tgt_len + 1), np.int32), progress=False)
 
 
 def test_decode_validation():

@@ -238,3 +238,18 @@ def test_rouge_mean_and_errors():
     with pytest.raises(ValueError, match="must not be empty"):
         mean_rouge([], [])
     assert rouge_scores([], [])["rouge1"].shape == (0,)
+
+
+def test_rouge_types_subset():
+    preds, refs = ["police arrested 12 men", "a b c"], ["police arrested 14 men", "a c b"]
+    full = rouge_scores(preds, refs)
+    one = rouge_scores(preds, refs, types=["rouge1"])
+    assert list(one) == ["rouge1"]
+    np.testing.assert_array_equal(one["rouge1"], full["rouge1"])
+    two = rouge_scores(preds, refs, types=("rougeL", "rouge2"))
+    assert set(two) == {"rouge2", "rougeL"}
+    np.testing.assert_array_equal(two["rougeL"], full["rougeL"])
+    with pytest.raises(ValueError, match="types must be a non-empty subset"):
+        rouge_scores(preds, refs, types=["rouge3"])
+    with pytest.raises(ValueError, match="types must be a non-empty subset"):
+        rouge_scores(preds, refs, types=[])

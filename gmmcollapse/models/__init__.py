@@ -4,13 +4,14 @@ eigenvalue (:mod:`gmmcollapse.eigen`) and summarization experiments.
 * :mod:`~gmmcollapse.models.transformer`: :class:`TransformerConfig`, :class:`Transformer`
   (Flax NNX), special token ids ``PAD``, ``BOS``, ``EOS``.
 * :mod:`~gmmcollapse.models.decode`: jitted greedy decoding and beam search (all k candidates
-  with log-probabilities), :func:`generate` over large arrays.
+  with log-probabilities), :func:`generate` over large arrays, :func:`score` (teacher-forced
+  log-probabilities of given targets).
 * :mod:`~gmmcollapse.models.train`: :class:`TrainConfig` (Adam, warm-up + cosine, clipping),
   :func:`train` with evaluation, orbax checkpoints and resume; :func:`save_model`,
   :func:`load_model`.
 """
 
-from gmmcollapse.models.decode import Generated, beam_search, generate, greedy
+from gmmcollapse.models.decode import Generated, beam_search, generate, greedy, score
 from gmmcollapse.models.train import (
     TrainConfig,
     TrainResult,
@@ -49,6 +50,7 @@ __all__ = [
     "load_model",
     "loss_fn",
     "save_model",
+    "score",
     "shift_right",
     "train",
 ]

@@ -7,7 +7,10 @@ including ``EOS``) and its length. A sequence that reaches ``max_len`` without `
 returned as is; domains treat it as invalid.
 
 :func:`generate` runs either over a large source array in fixed-size chunks (one compilation,
-last chunk padded), with a progress bar.
+last chunk padded), with a progress bar. :func:`score` is the teacher-forced counterpart: the
+log-probability a model gives to given targets (e.g. a verifier model scoring another model's
+outputs), with the same conventions, so ``score(model, src, greedy(model, src).tokens[:, 0])``
+equals the greedy ``logprob``.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from jax import Array
 from gmmcollapse._validate import check_int
 from gmmcollapse.models.transformer import BOS, EOS, PAD, Cache, Transformer
 
-__all__ = ["Generated", "beam_search", "generate", "greedy"]
+__all__ = ["Generated", "beam_search", "generate", "greedy", "score"]
 
 
 class Generated(NamedTuple):
@@ -195,3 +198,61 @@ def generate(
         g = greedy(model, chunk, max_len) if beam == 1 else beam_search(model, chunk, beam, max_len)
         outs.append(jax.tree.map(lambda a, m=m: np.asarray(a)[:m], g))
     return Generated(*(np.concatenate(parts) for parts in zip(*outs, strict=True)))
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef",))
+def _score(graphdef, state, src: Array, tgt: Array) -> tuple[Array, Array]:
+    model = nnx.merge(graphdef, state)
+    # the full softmax, as in the decoders (which forbid PAD and BOS without renormalising)
+    lsm = jax.nn.log_softmax(model(src, tgt).astype(jnp.float32), axis=-1)
+    tok = jnp.take_along_axis(lsm, tgt[..., None], axis=-1)[..., 0]
+    w = tgt != PAD
+    return jnp.sum(jnp.where(w, tok, 0.0), axis=-1), jnp.sum(w, axis=-1).astype(jnp.int32)
+
+
+def score(
+    model: Transformer,
+    src,
+    tgt,
+    *,
+    batch_size: int = 256,
+    progress: bool = True,
+    desc: str = "score",
+) -> tuple[np.ndarray, np.ndarray]:
+    """Teacher-forced log p(tgt | src) of ``model``: ``(logprob, length)``, NumPy, shape (n,).
+
+    ``tgt`` (n, t) holds target ids right-padded with ``PAD`` (as :func:`generate` returns
+    them, ``EOS`` included); ``logprob`` sums the log-probabilities of the non-``PAD`` tokens
+    and ``length`` counts them (divide for a length-normalised score). Runs in chunks of
+    ``batch_size`` with one compilation, like :func:`generate`.
+    """
+    from tqdm.auto import tqdm
+
+    check_int("batch_size", batch_size, 1)
+    src = np.asarray(src, np.int32)
+    tgt = np.asarray(tgt, np.int32)
+    if src.ndim != 2 or tgt.ndim != 2 or src.shape[0] != tgt.shape[0]:
+        raise ValueError(
+            f"src and tgt must be (n, len) arrays with the same n, got {src.shape} and {tgt.shape}"
+        )
+    if src.shape[1] > model.cfg.max_src_len or tgt.shape[1] > model.cfg.max_tgt_len:
+        raise ValueError(
+            f"sequences longer than the model allows: src {src.shape[1]} > max_src_len "
+            f"{model.cfg.max_src_len} or tgt {tgt.shape[1]} > max_tgt_len {model.cfg.max_tgt_len}"
+        )
+    n = src.shape[0]
+    if n == 0:
+        return np.zeros((0,), np.float32), np.zeros((0,), np.int32)
+    graphdef, state = nnx.split(model)
+    bs = min(batch_size, n)
+    lps, lens = [], []
+    for start in tqdm(range(0, n, bs), desc=desc, disable=not progress, unit="batch"):
+        s, t = src[start : start + bs], tgt[start : start + bs]
+        m = s.shape[0]
+        if m < bs:
+            s = np.concatenate([s, np.repeat(s[-1:], bs - m, axis=0)])
+            t = np.concatenate([t, np.repeat(t[-1:], bs - m, axis=0)])
+        lp, ln = _score(graphdef, state, jnp.asarray(s), jnp.asarray(t))
+        lps.append(np.asarray(lp)[:m])
+        lens.append(np.asarray(ln)[:m])
+    return np.concatenate(lps), np.concatenate(lens)

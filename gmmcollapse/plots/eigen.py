@@ -31,12 +31,13 @@ from gmmcollapse.plots.gmm import _save, _style
 __all__ = ["FIGURES", "crossover", "draw", "load_run"]
 
 
-def load_run(run_dir: str) -> dict:
-    """The ``results.json`` of a run directory (clear error if the run has not finished)."""
+def load_run(run_dir: str, command: str = "eigen") -> dict:
+    """The ``results.json`` of a run directory (clear error if the run has not finished);
+    ``command`` is the CLI command that makes it, named in the error."""
     path = os.path.join(run_dir, "results.json")
     if not os.path.exists(path):
         raise FileNotFoundError(
-            f"{path} not found: run the experiment first (gmmcollapse eigen --out {run_dir})"
+            f"{path} not found: run the experiment first (gmmcollapse {command} --out {run_dir})"
         )
     with open(path) as f:
         return json.load(f)

@@ -1,4 +1,5 @@
-"""Experiment 2 (PAPER.md 1.4), the data layer: news articles and their one-sentence summaries.
+"""Experiment 2 (PAPER.md 1.4): news articles, their one-sentence summaries, and the
+synthesize -> select -> retrain experiment on them.
 
 * :mod:`~gmmcollapse.summarize.corpus`: the built-in, deterministic news corpus (grammar in its
   docstring), streamed at any size; :func:`split`.
@@ -7,6 +8,9 @@
 * :mod:`~gmmcollapse.summarize.tokenizer`: a byte-level BPE tokenizer trained on the training
   pairs, with ``PAD``/``BOS``/``EOS`` at ids 0, 1, 2.
 * :mod:`~gmmcollapse.summarize.rouge`: ROUGE-1/2/L F-measures (``rouge-score``).
+* :mod:`~gmmcollapse.summarize.experiment`: the experiment (generator, verifier, selectors by
+  ROUGE, self and verifier scores at several rates, retraining, p* and its rank correlation
+  with ROUGE-1); imported on its own (it loads JAX and the models).
 """
 
 from gmmcollapse.summarize.corpus import (

@@ -21,22 +21,32 @@ __all__ = ["ROUGE_TYPES", "mean_rouge", "rouge_scores"]
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 
 
-@lru_cache(maxsize=2)
-def _scorer(use_stemmer: bool):
+@lru_cache(maxsize=8)
+def _scorer(use_stemmer: bool, types: tuple[str, ...] = ROUGE_TYPES):
     try:
         from rouge_score import rouge_scorer
     except ImportError as e:
         raise ImportError("ROUGE needs the package rouge-score (pip install rouge-score)") from e
-    return rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=use_stemmer)
+    return rouge_scorer.RougeScorer(list(types), use_stemmer=use_stemmer)
 
 
 def rouge_scores(
-    predictions: Sequence[str], references: Sequence[str], *, use_stemmer: bool = True
+    predictions: Sequence[str],
+    references: Sequence[str],
+    *,
+    use_stemmer: bool = True,
+    types: Sequence[str] = ROUGE_TYPES,
 ) -> dict[str, np.ndarray]:
     """``{"rouge1", "rouge2", "rougeL"}`` -> float64 F-measures, one per (prediction, reference).
 
-    Raises ``ValueError`` when the two lists differ in length. Empty lists give empty arrays.
+    ``types`` restricts the result to some of :data:`ROUGE_TYPES` (ROUGE-1 alone is about 3x
+    faster than all three). Raises ``ValueError`` when the two lists differ in length or a type
+    is unknown. Empty lists give empty arrays.
     """
+    types = tuple(check_strings("types", types))
+    bad = [t for t in types if t not in ROUGE_TYPES]
+    if bad or not types:
+        raise ValueError(f"types must be a non-empty subset of {ROUGE_TYPES}, got {list(types)}")
     preds = check_strings("predictions", predictions)
     refs = check_strings("references", references)
     if len(preds) != len(refs):
@@ -44,11 +54,11 @@ def rouge_scores(
             f"predictions and references must have the same length, got {len(preds)} "
             f"and {len(refs)}"
         )
-    scorer = _scorer(bool(use_stemmer))
-    out = {k: np.empty(len(preds), dtype=np.float64) for k in ROUGE_TYPES}
+    scorer = _scorer(bool(use_stemmer), types)
+    out = {k: np.empty(len(preds), dtype=np.float64) for k in types}
     for i, (p, r) in enumerate(zip(preds, refs, strict=True)):
         s = scorer.score(r, p)  # score(target, prediction)
-        for k in ROUGE_TYPES:
+        for k in types:
             out[k][i] = s[k].fmeasure
     return out
 

@@ -1,0 +1,287 @@
+"""The summarization experiment end to end at smoke scale: mechanics, results format, resume,
+real-corpus files, CLI.
+
+The smoke config checks mechanics, not science: a tiny model trained briefly with a loose
+correctness threshold, so every selector and rate runs (train, decode, score, select, retrain,
+evaluate, figures). The findings are checked at the quick scale (docs/summarize.md).
+"""
+
+import json
+import math
+import os
+import time
+
+import numpy as np
+import pytest
+
+from gmmcollapse.cli import main
+from gmmcollapse.models import score
+from gmmcollapse.summarize import experiment as E
+from gmmcollapse.summarize import rouge_scores, write_jsonl
+
+ROUGE = ("rouge1", "rouge2", "rougeL")
+
+
+@pytest.fixture(scope="module")
+def smoke_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("summarize_smoke")
+    t0 = time.perf_counter()
+    code = main(["summarize", "--scale", "smoke", "--out", str(out), "--quiet"])
+    assert code == 0
+    with open(out / "results.json") as f:
+        return out, json.load(f), time.perf_counter() - t0
+
+
+def _is_rouge(d):
+    return all(0.0 <= d[k] <= 1.0 for k in ROUGE)
+
+
+def test_results_json_has_the_issue_format(smoke_run):
+    out, r, _ = smoke_run
+    cfg = E.make_config("smoke")
+    assert r["config"] == cfg.to_json()
+    for k in ("generator", "human_full", "verifier_model"):
+        assert _is_rouge(r[k]), k
+    assert list(r["selectors"]) == [
+        "random",
+        "oracle",
+        "self",
+        "verifier",
+        "oracle_best_of_k",
+        "self_best_of_k",
+        "verifier_best_of_k",
+    ]
+    for name, per_rate in r["selectors"].items():
+        assert list(per_rate) == ["0.125", "0.25", "0.5"], name
+        for rate, v in per_rate.items():
+            assert {"phi", "psi", "p_star", "rouge1", "rouge2", "rougeL"} <= set(v)
+            assert _is_rouge(v), (name, rate)
+            assert v["p_star"] is None or 0.0 <= v["p_star"] <= 1.0
+            assert v["vs_generator"] is not None
+    s = r["sizes"]
+    assert s["gen"] + s["verifier"] + s["syn"] == s["pool"] == cfg.n_pairs
+    assert s["gen"] == int(cfg.gen_fraction * cfg.n_pairs) and s["test"] == cfg.n_test
+    for name in ("summarize_rates", "summarize_pstar"):
+        assert (out / "figures" / f"{name}.png").stat().st_size > 10_000
+
+
+def test_selections_keep_the_requested_rates(smoke_run):
+    _, r, _ = smoke_run
+    n_syn = r["sizes"]["syn"]
+    for name, per_rate in r["selectors"].items():
+        for rate, v in per_rate.items():
+            # one summary per kept article; at most floor(r n) articles
+            assert 0 < v["n_selected"] <= math.floor(float(rate) * n_syn), (name, rate)
+            if name == "random":
+                assert v["n_selected"] == math.floor(float(rate) * n_syn)
+
+
+def test_spearman_is_recomputed_from_the_reported_points(smoke_run):
+    _, r, _ = smoke_run
+    pts = [v for d in r["selectors"].values() for v in d.values()]
+    ps = [math.nan if v["p_star"] is None else v["p_star"] for v in pts]
+    rho = E.spearman(ps, [v["rouge1"] for v in pts])
+    assert rho == r["spearman"]
+    assert r["spearman_pstar_rouge1"] == rho["rho"]
+    assert rho["n"] >= 3 and rho["rho"] is not None  # the loose threshold defines p*
+    for rate, w in r["spearman_within_rate"].items():
+        ps = [math.nan if d[rate]["p_star"] is None else d[rate]["p_star"]
+              for d in r["selectors"].values()]  # fmt: skip
+        assert w == E.spearman(ps, [d[rate]["rouge1"] for d in r["selectors"].values()])
+
+
+def test_scores_are_rouge_selfscore_and_verifier_logprob(smoke_run):
+    out, r, _ = smoke_run
+    cfg = E.make_config("smoke")
+    z = np.load(out / "scores_beam.npz")
+    cand = np.load(out / "candidates.npz")
+    n, k = cand["beam/logprob"].shape
+    assert z["oracle"].shape == z["self"].shape == z["verifier"].shape == (n, k)
+    np.testing.assert_array_equal(z["correct"], z["oracle"] >= cfg.correct_rouge1)
+    np.testing.assert_allclose(
+        z["self"], cand["beam/logprob"] / np.maximum(cand["beam/length"], 1), rtol=1e-6
+    )
+    # the oracle is ROUGE-1 against the reference, the verifier its own log p(summary|article)
+    pool, _ = E.load_data(cfg)
+    syn = E._split_pool(cfg, pool)["syn"]
+    from gmmcollapse.models import load_model
+    from gmmcollapse.summarize import SubwordTokenizer
+
+    tok = SubwordTokenizer.load(out / "tokenizer")
+    assert SubwordTokenizer.load(out / "generator" / "tokenizer") == tok
+    rows = [0, 1, n - 1]
+    texts = tok.decode(cand["beam/tokens"][rows, 0])
+    ref = rouge_scores(texts, [syn[i]["summary"] for i in rows])["rouge1"]
+    np.testing.assert_allclose(z["oracle"][rows, 0], ref)
+    ver = load_model(out / "verifier")
+    src = tok.encode_source([syn[i]["text"] for i in rows], cfg.src_len)
+    lp, ln = score(ver, src, cand["beam/tokens"][rows, 0], progress=False)
+    np.testing.assert_allclose(z["verifier"][rows, 0], lp / ln, rtol=1e-5, atol=1e-6)
+    assert r["candidates"]["beam"]["oracle_best_rouge1"] >= r["candidates"]["beam"]["rouge1"]
+
+
+def _mtimes(root):
+    return {
+        os.path.join(d, f): os.stat(os.path.join(d, f)).st_mtime_ns
+        for d, _, files in os.walk(root)
+        for f in files
+        if not f.startswith("results.json") and "figures" not in d
+    }
+
+
+def test_rerun_resumes_without_retraining(smoke_run, capsys):
+    out, r, _ = smoke_run
+    before = _mtimes(out)
+    assert main(["summarize", "--scale", "smoke", "--out", str(out), "--quiet"]) == 0
+    with open(out / "results.json") as f:
+        r2 = json.load(f)
+    assert {k: v for k, v in r2.items() if k != "timing"} == {
+        k: v for k, v in r.items() if k != "timing"
+    }
+    # nothing was trained, decoded, scored or evaluated again: no file was written or added
+    assert _mtimes(out) == before
+
+
+def test_other_config_in_the_same_directory_is_refused(smoke_run, capsys):
+    out, _, _ = smoke_run
+    code = main(["summarize", "--scale", "smoke", "--out", str(out), "--set", "steps=7"])
+    assert code == 2
+    assert "out directory" in capsys.readouterr().err
+
+
+def test_figures_only_redraws_from_results(smoke_run, tmp_path):
+    out, _, _ = smoke_run
+    figs = tmp_path / "figs"
+    code = main(["summarize", "--out", str(out), "--figures-only", "--figures", str(figs)])
+    assert code == 0
+    assert sorted(os.listdir(figs)) == [
+        "summarize_pstar.pdf",
+        "summarize_pstar.png",
+        "summarize_rates.pdf",
+        "summarize_rates.png",
+    ]
+
+
+def test_a_real_corpus_file_runs_through_the_pipeline(tmp_path):
+    """A JSON-lines file in XL-Sum fields, a reduced smoke run (2 selectors, 1 rate)."""
+    data = write_jsonl(tmp_path / "pairs.jsonl", 500, seed=3)
+    out = tmp_path / "run"
+    code = main(
+        ["summarize", "--scale", "smoke", "--out", str(out), "--quiet", "--data", data,
+         "--format", "xlsum", "--set", "selectors=random,oracle_best_of_k",
+         "--set", "rates=0.5", "--set", "steps=20", "--set", "n_test=32"]
+    )  # fmt: skip
+    assert code == 0
+    with open(out / "results.json") as f:
+        r = json.load(f)
+    assert r["config"]["data"] == data and r["config"]["format"] == "xlsum"
+    assert r["sizes"]["pool"] == 500 - 32 and r["sizes"]["test"] == 32
+    assert set(r["selectors"]) == {"random", "oracle_best_of_k"}
+    assert list(r["selectors"]["random"]) == ["0.5"]
+    # no selector reads the verifier's scores, so no verifier model is trained
+    assert r["verifier_model"] is None and not (out / "verifier").exists()
+    assert "verifier" not in np.load(out / "scores_beam.npz").files
+
+
+def test_load_data_is_deterministic_and_disjoint(tmp_path):
+    cfg = E.make_config("smoke", n_pairs=200, n_test=20)
+    pool, test = E.load_data(cfg)
+    assert len(pool) == 200 and len(test) == 20
+    assert not {p["id"] for p in pool} & {p["id"] for p in test}
+    parts = E._split_pool(cfg, pool)
+    ids = [{p["id"] for p in parts[k]} for k in ("gen", "verifier", "syn")]
+    assert sum(map(len, ids)) == 200 and not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
+    assert E.load_data(cfg) == (pool, test)
+    data = write_jsonl(tmp_path / "few.jsonl", 10)
+    with pytest.raises(ValueError, match="n_test=20 needs at least 28"):
+        E.load_data(E.make_config("smoke", data=data, n_test=20))
+
+
+def test_strategies_name_selector_and_rate():
+    cfg = E.make_config("smoke", selectors=("random", "self", "verifier_best_of_k"))
+    s = {x.name: x for x in E.strategies(cfg)}
+    assert list(s) == [f"{n}~{r}" for n in cfg.selectors for r in ("0.125", "0.25", "0.5")]
+    assert s["random~0.25"].rule == "random_fraction" and s["random~0.25"].rate == 0.25
+    assert (s["self~0.5"].rule, s["self~0.5"].pool, s["self~0.5"].score) == (
+        "top_fraction",
+        "greedy",
+        "self",
+    )
+    v = s["verifier_best_of_k~0.125"]
+    assert (v.rule, v.pool, v.score, v.rate) == ("top_fraction", "beam", "verifier", 0.125)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        ({"format": "json"}, "format must be one of"),
+        ({"gen_fraction": 0.6, "verifier_fraction": 0.5}, "gen_fraction \\+ verifier_fraction"),
+        ({"gen_fraction": 0.0}, "gen_fraction"),
+        ({"rates": ()}, "rates must not be empty"),
+        ({"rates": (0.5, 1.5)}, "rates"),
+        ({"selectors": ("oracle", "magic")}, "selectors must be distinct names"),
+        ({"selectors": ("oracle", "oracle")}, "selectors must be distinct names"),
+        ({"correct_rouge1": 1.2}, "correct_rouge1"),
+        ({"width": 30, "heads": 4}, "heads"),
+        ({"tgt_len": 1}, "tgt_len"),
+        ({"rates": (0.25, 0.25)}, "rates must be distinct"),
+        ({"n_test": 1}, "n_test"),
+    ],
+)
+def test_bad_config_is_refused_before_any_work(overrides, match):
+    with pytest.raises(ValueError, match=match):
+        E.make_config("smoke", **overrides)
+
+
+def test_cli_errors_are_one_line_with_exit_code_2(tmp_path, capsys):
+    assert main(["summarize", "--out", str(tmp_path / "a"), "--set", "nope=1"]) == 2
+    assert "--set expects KEY=VALUE" in capsys.readouterr().err
+    assert main(["summarize", "--out", str(tmp_path / "b"), "--set", "rates=a,b"]) == 2
+    assert "cannot read" in capsys.readouterr().err
+    code = main(["summarize", "--scale", "smoke", "--out", str(tmp_path / "c"), "--data",
+                 str(tmp_path / "missing.jsonl")])  # fmt: skip
+    assert code == 2
+    assert "no such file" in capsys.readouterr().err
+    assert main(["summarize", "--figures-only", "--out", str(tmp_path / "d")]) == 2
+    assert "gmmcollapse summarize --out" in capsys.readouterr().err
+
+
+def test_dry_run_prints_the_plan(capsys):
+    assert main(["summarize", "--scale", "paper", "--dry-run"]) == 0
+    text = capsys.readouterr().out
+    assert "hf:xlsum" in text and "24 models" in text and "6+6 layers" in text
+
+
+def test_spearman_edge_cases():
+    assert E.spearman([1, 2], [3, 4])["rho"] is None
+    assert E.spearman([1, 1, 1], [1, 2, 3])["rho"] is None
+    r = E.spearman([0.5, 0.7, math.nan, 0.9, 1.0], [0.1, 0.2, 0.9, 0.4, 0.3])
+    # finite pairs: ranks (1, 2, 3, 4) and (1, 2, 4, 3): rho = 1 - 6 * 2 / (4 * 15) = 0.8
+    assert r["n"] == 4 and r["rho"] == pytest.approx(0.8)
+
+
+def test_reproduce_and_scripts_draw_from_the_run(smoke_run, tmp_path, capsys):
+    import runpy
+    import sys
+    from pathlib import Path
+
+    out, _, _ = smoke_run
+    root = tmp_path / "results"
+    (root / "summarize").mkdir(parents=True)
+    (root / "summarize" / "smoke").symlink_to(out)
+    figs = tmp_path / "figs"
+    code = main(["reproduce", "--only", "summarize", "--scale", "smoke", "--figures-only",
+                 "--results", str(root), "--out", str(figs)])  # fmt: skip
+    assert code == 0
+    text = capsys.readouterr().out
+    assert "summarize_rates" in text and "summarize_pstar" in text
+    assert (figs / "summarize_rates.png").exists() and (figs / "summarize_pstar.png").exists()
+    script = Path(__file__).resolve().parents[1] / "figures" / "summarize.py"
+    old = sys.argv
+    sys.argv = [str(script), "--out", str(out), "--figures", str(tmp_path / "f2")]
+    try:
+        with pytest.raises(SystemExit) as ex:
+            runpy.run_path(str(script), run_name="__main__")
+    finally:
+        sys.argv = old
+    assert ex.value.code == 0 and (tmp_path / "f2" / "summarize_pstar.png").exists()
