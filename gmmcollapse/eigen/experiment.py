@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import time
 from typing import Any
@@ -40,6 +39,14 @@ from typing import Any
 import jax
 import numpy as np
 
+from gmmcollapse._runs import (
+    cached_candidates,
+    cached_json,
+    paired_delta,
+    preset,
+    safe_tag,
+    write_json,
+)
 from gmmcollapse._validate import check_int, check_range, claim_directory
 from gmmcollapse.eigen.data import (
     TOLERANCES,
@@ -269,13 +276,7 @@ SCALES: dict[str, EigenConfig] = {
 
 def make_config(scale: str = "quick", **overrides: Any) -> EigenConfig:
     """The preset ``scale`` with fields replaced; unknown fields are an error."""
-    if scale not in SCALES:
-        raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
-    fields = {f.name for f in dataclasses.fields(EigenConfig)} - {"scale"}
-    bad = sorted(set(overrides) - fields)
-    if bad:
-        raise ValueError(f"unknown eigen config field(s) {bad}; allowed: {sorted(fields)}")
-    return dataclasses.replace(SCALES[scale], **overrides)
+    return preset(SCALES, scale, overrides, "eigen")
 
 
 def strategies(cfg: EigenConfig) -> list[Strategy]:
@@ -388,7 +389,7 @@ class EigenDomain:
         cfg = self.cfg
         self.n_trained += 1
         tc = cfg.train_config(cfg.retrain_steps if steps is None else steps, cfg.seed + 1)
-        ckpt = os.path.join(self.out, "ckpt", _safe(tag))
+        ckpt = os.path.join(self.out, "ckpt", safe_tag(tag))
         res = train(
             self.model_cfg, tc, *data, ckpt_dir=ckpt, progress=self.progress, desc=f"train {tag}"
         )
@@ -403,53 +404,19 @@ class EigenDomain:
         err = np.asarray(relative_l1_error(v[:, 0], self.test.eigenvalues))
         correct = ok[:, 0] & (np.where(np.isfinite(err), err, np.inf) <= self.cfg.tau)
         os.makedirs(os.path.join(self.out, "eval"), exist_ok=True)
-        np.save(os.path.join(self.out, "eval", f"{_safe(tag)}.npy"), correct)
+        np.save(os.path.join(self.out, "eval", f"{safe_tag(tag)}.npy"), correct)
         return {"acc": acc, "valid": float(np.mean(ok))}
 
     def paired_delta(self, tag: str, base: str = "generator") -> dict | None:
-        """Accuracy difference at ``tau`` of model ``tag`` minus ``base`` on the same held-out
-        matrices, with its paired standard error; None if either was not evaluated."""
-        paths = [os.path.join(self.out, "eval", f"{_safe(t)}.npy") for t in (tag, base)]
-        if not all(os.path.exists(p) for p in paths):
-            return None
-        a, b = (np.load(p).astype(np.float64) for p in paths)
-        d = a - b
-        return {"delta": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(d.size))}
-
-
-def _safe(tag: str) -> str:
-    return tag.replace("@", "_n").replace("/", "_")
+        """Held-out score of model ``tag`` minus ``base`` on the same examples, with its
+        paired standard error (:func:`gmmcollapse._runs.paired_delta`)."""
+        return paired_delta(os.path.join(self.out, "eval"), tag, base)
 
 
 def _check_run_dir(out: str, cfg: EigenConfig) -> None:
     claim_directory(
         out, "config.json", cfg.to_json(), "out directory", "choose another --out or delete it"
     )
-
-
-def _cached_json(path: str, compute):
-    if os.path.exists(path):
-        with open(path) as f:
-            return json.load(f)
-    val = compute()
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(val, f, indent=1)
-    os.replace(tmp, path)
-    return val
-
-
-def _cached_candidates(path: str, compute) -> dict[str, Generated]:
-    if os.path.exists(path):
-        z = np.load(path)
-        pools = sorted({k.split("/")[0] for k in z.files})
-        return {p: Generated(*(z[f"{p}/{f}"] for f in Generated._fields)) for p in pools}
-    pools = compute()
-    flat = {f"{p}/{f}": np.asarray(getattr(g, f)) for p, g in pools.items() for f in g._fields}
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, **flat)
-    os.replace(tmp, path)
-    return pools
 
 
 def run(cfg: EigenConfig, out: str, *, progress: bool = True, log=print) -> dict:
@@ -496,7 +463,7 @@ def run(cfg: EigenConfig, out: str, *, progress: bool = True, log=print) -> dict
         ).model
         save_model(generator, gen_dir)
     timing["generator"] = time.perf_counter() - t0
-    gen_eval = _cached_json(
+    gen_eval = cached_json(
         os.path.join(out, "generator_eval.json"), lambda: dom.evaluate(generator, "generator")
     )
     log(f"generator: {gen_eval}")
@@ -524,7 +491,7 @@ def run(cfg: EigenConfig, out: str, *, progress: bool = True, log=print) -> dict
             "beam": cfg.beam,
         }
 
-    warmup = _cached_json(os.path.join(out, "warmup.json"), warm)
+    warmup = cached_json(os.path.join(out, "warmup.json"), warm)
     timing["warmup"] = time.perf_counter() - t0
     log(f"warm-up (beam {cfg.beam}): {warmup}")
 
@@ -537,7 +504,7 @@ def run(cfg: EigenConfig, out: str, *, progress: bool = True, log=print) -> dict
         t0 = time.perf_counter()
         results_r = {}
         if r == 0:  # round 1: one generator for all, candidates computed once
-            pools = _cached_candidates(
+            pools = cached_candidates(
                 os.path.join(out, "candidates.npz"),
                 lambda syn=syn: dom.synthesize(generator, syn, {"greedy", "beam"}),
             )
@@ -624,19 +591,5 @@ def run(cfg: EigenConfig, out: str, *, progress: bool = True, log=print) -> dict
         "curves": curves,
         "timing": timing,
     }
-    tmp = os.path.join(out, "results.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(_finite(results), f, indent=1)
-    os.replace(tmp, os.path.join(out, "results.json"))
+    write_json(os.path.join(out, "results.json"), results)
     return results
-
-
-def _finite(obj):
-    """JSON has no NaN: undefined rates (e.g. psi with no wrong candidate) become null."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite(v) for v in obj]
-    return obj

@@ -36,6 +36,7 @@ local JSONL / CSV / parquet file (XL-Sum, XSum or CNN/DailyMail fields,
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -46,6 +47,15 @@ from typing import Any
 import jax
 import numpy as np
 
+from gmmcollapse._runs import (
+    cached_candidates,
+    cached_json,
+    finite,
+    paired_delta,
+    preset,
+    safe_tag,
+    write_json,
+)
 from gmmcollapse._validate import check_int, check_range, claim_directory
 from gmmcollapse.models import (
     Generated,
@@ -289,13 +299,7 @@ SCALES: dict[str, SummarizeConfig] = {
 
 def make_config(scale: str = "quick", **overrides: Any) -> SummarizeConfig:
     """The preset ``scale`` with fields replaced; unknown fields are an error."""
-    if scale not in SCALES:
-        raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
-    fields = {f.name for f in dataclasses.fields(SummarizeConfig)} - {"scale"}
-    bad = sorted(set(overrides) - fields)
-    if bad:
-        raise ValueError(f"unknown summarize config field(s) {bad}; allowed: {sorted(fields)}")
-    return dataclasses.replace(SCALES[scale], **overrides)
+    return preset(SCALES, scale, overrides, "summarize")
 
 
 def strategies(cfg: SummarizeConfig) -> list[Strategy]:
@@ -464,7 +468,7 @@ class SummarizeDomain:
             self.model_cfg,
             tc,
             *data,
-            ckpt_dir=os.path.join(self.out, "ckpt", _safe(tag)),
+            ckpt_dir=os.path.join(self.out, "ckpt", safe_tag(tag)),
             progress=self.progress,
             desc=f"train {tag}",
         )
@@ -476,52 +480,15 @@ class SummarizeDomain:
         g = self.decode(model, self.test_src, 1, f"eval {tag}")
         r = rouge_scores(self.texts(g), self.test_refs)
         os.makedirs(os.path.join(self.out, "eval"), exist_ok=True)
-        np.save(os.path.join(self.out, "eval", f"{_safe(tag)}.npy"), r["rouge1"])
+        np.save(os.path.join(self.out, "eval", f"{safe_tag(tag)}.npy"), r["rouge1"])
         out = {k: float(r[k].mean()) for k in ROUGE_TYPES}
         out["correct"] = float(np.mean(r["rouge1"] >= self.cfg.correct_rouge1))
         return out
 
     def paired_delta(self, tag: str, base: str = "generator") -> dict | None:
-        """Mean ROUGE-1 of model ``tag`` minus ``base`` on the same held-out articles, with its
-        paired standard error; None if either was not evaluated."""
-        paths = [os.path.join(self.out, "eval", f"{_safe(t)}.npy") for t in (tag, base)]
-        if not all(os.path.exists(p) for p in paths):
-            return None
-        d = np.load(paths[0]) - np.load(paths[1])
-        return {"delta": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(d.size))}
-
-
-def _safe(tag: str) -> str:
-    return tag.replace("@", "_n").replace("/", "_").replace("~", "_r")
-
-
-def _cached_json(path: str, compute):
-    if os.path.exists(path):
-        with open(path) as f:
-            return json.load(f)
-    val = compute()
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(val, f, indent=1)
-    os.replace(tmp, path)
-    return val
-
-
-def _cached_candidates(path: str, compute) -> dict[str, Generated]:
-    if os.path.exists(path):
-        z = np.load(path)
-        pools = sorted({k.split("/")[0] for k in z.files})
-        return {p: Generated(*(z[f"{p}/{f}"] for f in Generated._fields)) for p in pools}
-    pools = compute()
-    for p in pools:  # scores of earlier candidates are stale
-        stale = os.path.join(os.path.dirname(path), f"scores_{p}.npz")
-        if os.path.exists(stale):
-            os.remove(stale)
-    flat = {f"{p}/{f}": np.asarray(getattr(g, f)) for p, g in pools.items() for f in g._fields}
-    tmp = path + ".tmp.npz"
-    np.savez(tmp, **flat)
-    os.replace(tmp, path)
-    return pools
+        """Held-out score of model ``tag`` minus ``base`` on the same examples, with its
+        paired standard error (:func:`gmmcollapse._runs.paired_delta`)."""
+        return paired_delta(os.path.join(self.out, "eval"), tag, base)
 
 
 def _model(dom: SummarizeDomain, out: str, name: str, pairs: list[dict], seed: int):
@@ -533,7 +500,7 @@ def _model(dom: SummarizeDomain, out: str, name: str, pairs: list[dict], seed: i
         model = dom.train(dom.encode_pairs(pairs), name, seed=seed)
         dom.tok.save(os.path.join(path, "tokenizer"))  # a saved model carries its tokenizer
         save_model(model, path)  # config.json last: it marks the directory complete
-    metrics = _cached_json(
+    metrics = cached_json(
         os.path.join(out, "eval", f"{name}.json"), lambda: dom.evaluate(model, name)
     )
     return model, metrics
@@ -597,9 +564,13 @@ def run(cfg: SummarizeConfig, out: str, *, progress: bool = True, log=print) -> 
 
     t0 = time.perf_counter()
     inputs = {"src": dom.encode_src([p["text"] for p in syn]), "row": np.arange(len(syn))}
-    pools = _cached_candidates(
-        os.path.join(out, "candidates.npz"),
-        lambda: dom.synthesize(generator, inputs, {s.pool for s in strats}),
+    cand_path = os.path.join(out, "candidates.npz")
+    if not os.path.exists(cand_path):  # scores of earlier candidates (if any) are stale
+        for p in ("greedy", "beam"):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(out, f"scores_{p}.npz"))
+    pools = cached_candidates(
+        cand_path, lambda: dom.synthesize(generator, inputs, {s.pool for s in strats})
     )
     tables = {p: dom.scores(inputs, p, g) for p, g in pools.items()}
     timing["synthesize"] = time.perf_counter() - t0
@@ -654,23 +625,9 @@ def run(cfg: SummarizeConfig, out: str, *, progress: bool = True, log=print) -> 
         "sizes": sizes,
         "timing": timing,
     }
-    tmp = os.path.join(out, "results.json.tmp")
-    with open(tmp, "w") as f:
-        json.dump(_finite(results), f, indent=1)
-    os.replace(tmp, os.path.join(out, "results.json"))
-    return _finite(results)
+    write_json(os.path.join(out, "results.json"), results)
+    return finite(results)
 
 
 def _num(v) -> float:
     return float("nan") if v is None else float(v)
-
-
-def _finite(obj):
-    """JSON has no NaN: undefined rates (e.g. psi with no wrong candidate) become null."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite(v) for v in obj]
-    return obj
