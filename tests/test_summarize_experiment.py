@@ -9,7 +9,6 @@ evaluate, figures). The findings are checked at the quick scale (docs/summarize.
 import json
 import math
 import os
-import time
 
 import numpy as np
 import pytest
@@ -24,12 +23,16 @@ ROUGE = ("rouge1", "rouge2", "rougeL")
 
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("summarize_smoke")
-    t0 = time.perf_counter()
-    code = main(["summarize", "--scale", "smoke", "--out", str(out), "--quiet"])
+    """The smoke run as the README's main command makes it (``reproduce``); returns the run
+    directory, its results and the figure directory."""
+    root = tmp_path_factory.mktemp("summarize_smoke")
+    figs = root / "figs"
+    code = main(["reproduce", "--only", "summarize", "--scale", "smoke", "--quiet",
+                 "--results", str(root / "results"), "--out", str(figs)])  # fmt: skip
     assert code == 0
+    out = root / "results" / "summarize" / "smoke"
     with open(out / "results.json") as f:
-        return out, json.load(f), time.perf_counter() - t0
+        return out, json.load(f), figs
 
 
 def _is_rouge(d):
@@ -37,7 +40,7 @@ def _is_rouge(d):
 
 
 def test_results_json_has_the_issue_format(smoke_run):
-    out, r, _ = smoke_run
+    _, r, figs = smoke_run
     cfg = E.make_config("smoke")
     assert r["config"] == cfg.to_json()
     for k in ("generator", "human_full", "verifier_model"):
@@ -62,7 +65,7 @@ def test_results_json_has_the_issue_format(smoke_run):
     assert s["gen"] + s["verifier"] + s["syn"] == s["pool"] == cfg.n_pairs
     assert s["gen"] == int(cfg.gen_fraction * cfg.n_pairs) and s["test"] == cfg.n_test
     for name in ("summarize_rates", "summarize_pstar"):
-        assert (out / "figures" / f"{name}.png").stat().st_size > 10_000
+        assert (figs / f"{name}.png").stat().st_size > 10_000
 
 
 def test_selections_keep_the_requested_rates(smoke_run):
@@ -132,7 +135,9 @@ def _mtimes(root):
 def test_rerun_resumes_without_retraining(smoke_run, capsys):
     out, r, _ = smoke_run
     before = _mtimes(out)
-    assert main(["summarize", "--scale", "smoke", "--out", str(out), "--quiet"]) == 0
+    assert main(["summarize", "--scale", "smoke", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Spearman(p*, ROUGE-1)" in printed and "human_full" in printed
     with open(out / "results.json") as f:
         r2 = json.load(f)
     assert {k: v for k, v in r2.items() if k != "timing"} == {
@@ -260,22 +265,12 @@ def test_spearman_edge_cases():
     assert r["n"] == 4 and r["rho"] == pytest.approx(0.8)
 
 
-def test_reproduce_and_scripts_draw_from_the_run(smoke_run, tmp_path, capsys):
+def test_figures_script_draws_from_the_run(smoke_run, tmp_path):
     import runpy
     import sys
     from pathlib import Path
 
-    out, _, _ = smoke_run
-    root = tmp_path / "results"
-    (root / "summarize").mkdir(parents=True)
-    (root / "summarize" / "smoke").symlink_to(out)
-    figs = tmp_path / "figs"
-    code = main(["reproduce", "--only", "summarize", "--scale", "smoke", "--figures-only",
-                 "--results", str(root), "--out", str(figs)])  # fmt: skip
-    assert code == 0
-    text = capsys.readouterr().out
-    assert "summarize_rates" in text and "summarize_pstar" in text
-    assert (figs / "summarize_rates.png").exists() and (figs / "summarize_pstar.png").exists()
+    out = smoke_run[0]
     script = Path(__file__).resolve().parents[1] / "figures" / "summarize.py"
     old = sys.argv
     sys.argv = [str(script), "--out", str(out), "--figures", str(tmp_path / "f2")]
