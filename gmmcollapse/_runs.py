@@ -13,9 +13,10 @@ from typing import Any
 
 import numpy as np
 
-from gmmcollapse.models import Generated
+from gmmcollapse.models import Generated, generate
 
 __all__ = [
+    "ModelDomain",
     "cached_candidates",
     "cached_json",
     "finite",
@@ -96,3 +97,45 @@ def paired_delta(eval_dir: str, tag: str, base: str = "generator") -> dict | Non
     a, b = (np.load(p).astype(np.float64) for p in paths)
     d = a - b
     return {"delta": float(d.mean()), "se": float(d.std(ddof=1) / np.sqrt(d.size))}
+
+
+class ModelDomain:
+    """What the transformer domains of :func:`gmmcollapse.pipeline.run_round` share: decoding
+    with the run's batch size, the ``greedy`` / ``beam`` candidate pools, selected (input,
+    candidate) pairs as a training set, and per-example held-out scores in ``out/eval`` for
+    paired comparisons. Subclasses set ``cfg`` (with ``decode_batch`` and ``beam``), ``out``
+    and ``progress``."""
+
+    cfg: Any
+    out: str
+    progress: bool
+
+    def decode(self, model, src, beam: int, desc: str) -> Generated:
+        return generate(
+            model, src, beam, batch_size=self.cfg.decode_batch, progress=self.progress, desc=desc
+        )
+
+    def decode_pools(self, generator, src, pools: set[str]) -> dict[str, Generated]:
+        """Pool ``greedy`` (k = 1) and / or ``beam`` (k = ``cfg.beam``) of ``generator``."""
+        out = {}
+        if "greedy" in pools:
+            out["greedy"] = self.decode(generator, src, 1, "greedy")
+        if "beam" in pools:
+            out["beam"] = self.decode(generator, src, self.cfg.beam, f"beam {self.cfg.beam}")
+        return out
+
+    @staticmethod
+    def selected_pairs(src, gen: Generated, selection, tgt_len: int) -> tuple:
+        """``(src, tgt)`` id arrays of the selected (input, candidate) pairs."""
+        i, j = np.nonzero(np.asarray(selection.mask))
+        return np.asarray(src)[i], np.asarray(gen.tokens)[i, j, :tgt_len]
+
+    def save_eval(self, tag: str, per_example) -> None:
+        """Keep model ``tag``'s per-example held-out scores for :meth:`paired_delta`."""
+        os.makedirs(os.path.join(self.out, "eval"), exist_ok=True)
+        np.save(os.path.join(self.out, "eval", f"{safe_tag(tag)}.npy"), per_example)
+
+    def paired_delta(self, tag: str, base: str = "generator") -> dict | None:
+        """Held-out score of model ``tag`` minus ``base`` on the same examples, with its
+        paired standard error (:func:`paired_delta`)."""
+        return paired_delta(os.path.join(self.out, "eval"), tag, base)

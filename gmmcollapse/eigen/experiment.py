@@ -40,9 +40,9 @@ import jax
 import numpy as np
 
 from gmmcollapse._runs import (
+    ModelDomain,
     cached_candidates,
     cached_json,
-    paired_delta,
     preset,
     safe_tag,
     write_json,
@@ -62,7 +62,6 @@ from gmmcollapse.models import (
     TrainConfig,
     Transformer,
     TransformerConfig,
-    generate,
     load_model,
     save_model,
     train,
@@ -336,7 +335,7 @@ def _acc_dict(values, true, valid, tau: float) -> dict[str, float]:
     return {k: float(v) for k, v in accuracy(values, true, valid, taus).items()}
 
 
-class EigenDomain:
+class EigenDomain(ModelDomain):
     """The eigenvalue domain for :func:`gmmcollapse.pipeline.run_round`."""
 
     def __init__(self, cfg: EigenConfig, test: EigenBatch, out: str, progress: bool = True):
@@ -351,19 +350,8 @@ class EigenDomain:
             self.tok.encode_tgt(batch.eigenvalues)
         )
 
-    def decode(self, model: Transformer, src, beam: int, desc: str) -> Generated:
-        return generate(
-            model, src, beam, batch_size=self.cfg.decode_batch, progress=self.progress, desc=desc
-        )
-
     def synthesize(self, generator, inputs: EigenBatch, pools: set[str]) -> dict[str, Generated]:
-        src = np.asarray(self.tok.encode_src(inputs.matrices))
-        out = {}
-        if "greedy" in pools:
-            out["greedy"] = self.decode(generator, src, 1, "greedy")
-        if "beam" in pools:
-            out["beam"] = self.decode(generator, src, self.cfg.beam, f"beam {self.cfg.beam}")
-        return out
+        return self.decode_pools(generator, np.asarray(self.tok.encode_src(inputs.matrices)), pools)
 
     def values(self, gen: Generated) -> tuple[np.ndarray, np.ndarray]:
         v, ok = self.tok.decode_tgt(gen.tokens)
@@ -380,10 +368,8 @@ class EigenDomain:
         }
 
     def training_set(self, inputs: EigenBatch, gen: Generated, selection) -> tuple:
-        i, j = np.nonzero(np.asarray(selection.mask))
-        src = np.asarray(self.tok.encode_src(inputs.matrices))[i]
-        tgt = np.asarray(gen.tokens)[i, j, : self.tok.tgt_len]
-        return src, tgt
+        src = self.tok.encode_src(inputs.matrices)
+        return self.selected_pairs(src, gen, selection, self.tok.tgt_len)
 
     def train(self, data: tuple, tag: str, steps: int | None = None) -> Transformer:
         cfg = self.cfg
@@ -403,14 +389,8 @@ class EigenDomain:
         acc = _acc_dict(v[:, 0], self.test.eigenvalues, ok[:, 0], self.cfg.tau)
         err = np.asarray(relative_l1_error(v[:, 0], self.test.eigenvalues))
         correct = ok[:, 0] & (np.where(np.isfinite(err), err, np.inf) <= self.cfg.tau)
-        os.makedirs(os.path.join(self.out, "eval"), exist_ok=True)
-        np.save(os.path.join(self.out, "eval", f"{safe_tag(tag)}.npy"), correct)
+        self.save_eval(tag, correct)
         return {"acc": acc, "valid": float(np.mean(ok))}
-
-    def paired_delta(self, tag: str, base: str = "generator") -> dict | None:
-        """Held-out score of model ``tag`` minus ``base`` on the same examples, with its
-        paired standard error (:func:`gmmcollapse._runs.paired_delta`)."""
-        return paired_delta(os.path.join(self.out, "eval"), tag, base)
 
 
 def _check_run_dir(out: str, cfg: EigenConfig) -> None:

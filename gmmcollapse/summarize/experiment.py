@@ -48,10 +48,10 @@ import jax
 import numpy as np
 
 from gmmcollapse._runs import (
+    ModelDomain,
     cached_candidates,
     cached_json,
     finite,
-    paired_delta,
     preset,
     safe_tag,
     write_json,
@@ -62,7 +62,6 @@ from gmmcollapse.models import (
     TrainConfig,
     Transformer,
     TransformerConfig,
-    generate,
     load_model,
     save_model,
     score,
@@ -373,7 +372,7 @@ def _split_pool(cfg: SummarizeConfig, pool: list[dict]) -> dict[str, list[dict]]
 # ----------------------------------------------------------------------------- domain
 
 
-class SummarizeDomain:
+class SummarizeDomain(ModelDomain):
     """The summarization domain for :func:`gmmcollapse.pipeline.run_round`.
 
     Inputs are ``{"src": (n, src_len) ids, "row": (n,) indices into the references}``.
@@ -404,11 +403,6 @@ class SummarizeDomain:
             self.tok.encode_target([p["summary"] for p in pairs], self.cfg.tgt_len),
         )
 
-    def decode(self, model: Transformer, src, beam: int, desc: str) -> Generated:
-        return generate(
-            model, src, beam, batch_size=self.cfg.decode_batch, progress=self.progress, desc=desc
-        )
-
     def texts(self, gen: Generated) -> list[str]:
         """The candidates' texts, flattened in (input, candidate) order."""
         tokens = np.asarray(gen.tokens)
@@ -416,14 +410,7 @@ class SummarizeDomain:
 
     # -- the Domain protocol ------------------------------------------------------------
     def synthesize(self, generator, inputs: dict, pools: set[str]) -> dict[str, Generated]:
-        out = {}
-        if "greedy" in pools:
-            out["greedy"] = self.decode(generator, inputs["src"], 1, "greedy")
-        if "beam" in pools:
-            out["beam"] = self.decode(
-                generator, inputs["src"], self.cfg.beam, f"beam {self.cfg.beam}"
-            )
-        return out
+        return self.decode_pools(generator, inputs["src"], pools)
 
     def scores(self, inputs: dict, pool_name: str, gen: Generated) -> dict[str, np.ndarray]:
         """``oracle`` (ROUGE-1), ``self``, ``verifier`` and ``correct`` tables (n, k), cached in
@@ -459,8 +446,7 @@ class SummarizeDomain:
         return tables
 
     def training_set(self, inputs: dict, gen: Generated, selection) -> tuple:
-        i, j = np.nonzero(np.asarray(selection.mask))
-        return np.asarray(inputs["src"])[i], np.asarray(gen.tokens)[i, j, : self.cfg.tgt_len]
+        return self.selected_pairs(inputs["src"], gen, selection, self.cfg.tgt_len)
 
     def train(self, data: tuple, tag: str, seed: int | None = None) -> Transformer:
         """A fresh model with the run's recipe (retrained models share the seed ``seed + 1``)."""
@@ -480,16 +466,10 @@ class SummarizeDomain:
         correct; per-article ROUGE-1 is kept in ``eval/<tag>.npy`` for paired comparisons."""
         g = self.decode(model, self.test_src, 1, f"eval {tag}")
         r = rouge_scores(self.texts(g), self.test_refs)
-        os.makedirs(os.path.join(self.out, "eval"), exist_ok=True)
-        np.save(os.path.join(self.out, "eval", f"{safe_tag(tag)}.npy"), r["rouge1"])
+        self.save_eval(tag, r["rouge1"])
         out = {k: float(r[k].mean()) for k in ROUGE_TYPES}
         out["correct"] = float(np.mean(r["rouge1"] >= self.cfg.correct_rouge1))
         return out
-
-    def paired_delta(self, tag: str, base: str = "generator") -> dict | None:
-        """Held-out score of model ``tag`` minus ``base`` on the same examples, with its
-        paired standard error (:func:`gmmcollapse._runs.paired_delta`)."""
-        return paired_delta(os.path.join(self.out, "eval"), tag, base)
 
 
 def _model(dom: SummarizeDomain, out: str, name: str, pairs: list[dict], seed: int):
