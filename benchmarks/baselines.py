@@ -58,3 +58,51 @@ def scalar_mixed(n_real, n_syn, d, snr, p, phi, psi, lam):
     h = 1 - eta / (1 + lam2 * (1 + delta)) ** 2
     eg2 = (kappa * snr) ** 2 / (h * big_d) * ((snr * snr + 1) / big_d - 2 * (1 - h)) + (1 - h) / h
     return 0.5 * math.erfc(-eg / math.sqrt(eg2 - eg * eg) / math.sqrt(2))
+
+
+def numpy_flip_linear_ridge(n, d, snr, p, theta_ver, tau, lam):
+    """The finite-n/d accuracy of flips pruned by a linear verifier (docs/theory.md section 7),
+    written the straightforward NumPy way: vectorised over points, float64, no JAX."""
+    from scipy.special import ndtr
+
+    n, d, m, p, tv, tau, lam = np.broadcast_arrays(
+        *map(np.asarray, (n, d, snr, p, theta_ver, tau, lam))
+    )
+    cv, sv = np.cos(tv), np.sin(tv)
+    c_pos = np.clip(tau - m * cv, -50, 50)
+    c_neg = np.clip(tau + m * cv, -50, 50)
+    g_pos = np.exp(-0.5 * c_pos**2) / math.sqrt(2 * math.pi)
+    g_neg = np.exp(-0.5 * c_neg**2) / math.sqrt(2 * math.pi)
+    kp, kn = (1 - p) * ndtr(-c_pos), p * ndtr(-c_neg)
+    alpha = kp + kn
+    s1 = (1 - p) * g_pos - p * g_neg
+    s2 = (1 - p) * c_pos * g_pos + p * c_neg * g_neg
+    lift = (1 - p) * g_pos + p * g_neg
+    a_ee = alpha * (1 + m * m) + 2 * m * s1 * cv + s2 * cv * cv
+    a_ef = m * s1 * sv + s2 * cv * sv
+    a_ff = alpha + s2 * sv * sv
+    b_e, b_f = (kp - kn) * m + lift * cv, lift * sv
+    eta = d / n
+    bq = alpha + lam - eta
+    delta = (np.sqrt(bq * bq + 4 * lam * eta) - bq) / (2 * lam)
+    c = lam * (1 + delta)
+    det = (a_ee + c) * (a_ff + c) - a_ef * a_ef
+    w_e = ((a_ff + c) * b_e - a_ef * b_f) / det
+    w_f = ((a_ee + c) * b_f - a_ef * b_e) / det
+    resid = (
+        alpha - 2 * (b_e * w_e + b_f * w_f) + a_ee * w_e**2 + 2 * a_ef * w_e * w_f + a_ff * w_f**2
+    )
+    perp2 = delta / (alpha / (1 + delta) ** 2 + lam) * resid / (1 + delta) ** 2
+    return ndtr(m * w_e / np.sqrt(w_e**2 + w_f**2 + perp2))
+
+
+def numpy_linear_verifier_run(rng, n, d, snr, p, theta_ver, tau, lam):
+    """One naive simulation with flips and a linear margin verifier, plain NumPy (float32)."""
+    y = rng.choice(np.array([-1.0, 1.0], np.float32), n)
+    x = rng.standard_normal((n, d), dtype=np.float32)
+    x[:, 0] += snr * y
+    yt = np.where(rng.random(n) < p, -y, y)
+    score = yt * (math.cos(theta_ver) * x[:, 0] + math.sin(theta_ver) * x[:, 1])
+    xk, yk = x[score >= tau], yt[score >= tau]
+    w = np.linalg.solve(xk.T @ xk / n + lam * np.eye(d, dtype=np.float32), xk.T @ yk / n)
+    return norm.cdf(snr * w[0] / np.linalg.norm(w))

@@ -10,11 +10,15 @@ import gmmcollapse
 from gmmcollapse import eigen, feedback, gmm, models, pipeline, summarize, sweep, theory
 from gmmcollapse.eigen import experiment as eigen_experiment
 from gmmcollapse.experiments import gmm as experiments
+from gmmcollapse.gmm import fast, paths, projected
 from gmmcollapse.summarize import experiment as summarize_experiment
 
 MODULES = [
     theory,
     gmm,
+    paths,
+    fast,
+    projected,
     feedback,
     sweep,
     experiments,

@@ -30,8 +30,14 @@ _THEORY = (
     "linear_infinite_data_accuracy",
     "flip_linear_keep_rates",
     "flip_linear_infinite_data_accuracy",
+    "flip_linear_ridge_accuracy",
+    "linear_ridge_accuracy",
+    "finite_breakdown_point",
     "class_infinite_data_accuracy",
 )
+
+# the generator-specific flags (retraining_accuracy / --generator)
+_GENERATOR_FLAGS = {"flip": ("p",), "linear": ("theta_gen",), "ridge": ("n_real", "lam_gen")}
 
 _FLOAT_FLAGS = (
     ("n", "synthesized samples (pruned ones included)"),
@@ -47,6 +53,7 @@ _FLOAT_FLAGS = (
     ("gamma", "norm of the synthetic mean's part orthogonal to mu"),
     ("sigma", "synthetic noise scale"),
     ("theta_gen", "linear generator angle to mu (rad)"),
+    ("lam_gen", "ridge strength of the ridge generator (default 0.1)"),
     ("theta_ver", "linear verifier angle to mu (rad)"),
     ("tau", "linear verifier margin threshold"),
     ("p_pos", "class +1 label-error rate"),
@@ -82,18 +89,81 @@ def _jsonable(v):
 
 
 def _fmt(v) -> str:
+    import numpy as np
+
     if hasattr(v, "_asdict"):
         return ", ".join(f"{k}={_fmt(x)}" for k, x in v._asdict().items())
+    arr = np.asarray(v)
+    if arr.ndim:
+        return "[" + ", ".join(f"{float(x):.10g}" for x in arr.reshape(-1)) + "]"
     return f"{float(v):.10g}"
 
 
-def theory_values(given: dict) -> dict:
-    """Every theory function whose required arguments are all in ``given``: name -> value."""
+def _retraining_values(given: dict, generator: str, rounds: int, data: str) -> dict:
+    """``retraining_accuracy`` (per round) and, for ``replace``, ``retraining_limit``."""
     from gmmcollapse import theory as T
+
+    missing = [k for k in ("n", "d", "snr") if k not in given]
+    if missing:
+        flags = ", ".join("--" + k.replace("_", "-") for k in missing)
+        raise ValueError(f"--rounds / --generator need {flags}")
+    if generator != "ridge" and "n_real" in given:
+        raise ValueError(
+            "--n-real with --rounds applies to --generator ridge only (the retraining theory "
+            "does not mix real rows into every round)"
+        )
+    kw = {k: given[k] for k in _GENERATOR_FLAGS[generator] if k in given}
+    kw.update({k: given[k] for k in ("phi", "psi", "theta_ver", "tau", "lam") if k in given})
+    args = (given["n"], given["d"], given["snr"])
+    out = {
+        "retraining_accuracy": T.retraining_accuracy(
+            rounds, *args, generator=generator, data=data, **kw
+        )
+    }
+    if data == "replace":
+        out["retraining_limit"] = T.retraining_limit(*args, generator=generator, **kw)
+    return out
+
+
+def theory_values(
+    given: dict, generator: str | None = None, rounds: int | None = None, data: str = "replace"
+) -> dict:
+    """Every theory function whose required arguments are all in ``given``: name -> value.
+
+    With ``generator`` (flip, linear, ridge) the flags of other generators are refused, the
+    single-round functions of other generators are skipped, and with ``rounds`` (or the ridge
+    generator, which only the retraining theory covers) the per-round accuracy of iterated
+    retraining and its long-run limit are added.
+    """
+    from gmmcollapse import theory as T
+
+    if generator is not None:
+        stray = [
+            k
+            for g, names in _GENERATOR_FLAGS.items()
+            if g != generator
+            for k in names
+            if k in given and not (k == "n_real" and generator != "ridge")
+        ]
+        if stray:
+            flags = ", ".join("--" + k.replace("_", "-") for k in stray)
+            raise ValueError(f"{flags} do(es) not apply to --generator {generator}")
+    skip = {
+        None: set(),
+        "flip": {"linear_keep_rates", "linear_infinite_data_accuracy", "linear_ridge_accuracy"},
+        "linear": {
+            "flip_linear_keep_rates",
+            "flip_linear_infinite_data_accuracy",
+            "flip_linear_ridge_accuracy",
+            "finite_breakdown_point",
+        },
+    }.get(generator, set(_THEORY) - {"breakdown_point", "bayes_accuracy"})
 
     alias = {"n_syn": "n"}  # mixed_ridge_accuracy's n_syn falls back to --n
     out = {}
     for name in _THEORY:
+        if name in skip:
+            continue
         fn = getattr(T, name)
         kwargs, ok = {}, True
         for pname, par in inspect.signature(fn).parameters.items():
@@ -112,13 +182,19 @@ def theory_values(given: dict) -> dict:
             continue
         if name == "mixed_ridge_accuracy" and "n_real" not in given:
             continue
+        if name in ("flip_linear_ridge_accuracy", "linear_ridge_accuracy") and "lam" not in given:
+            continue
         out[name] = fn(**kwargs)
+    if rounds is not None or generator == "ridge":
+        out.update(_retraining_values(given, generator or "flip", rounds or 1, data))
     return out
 
 
 def _cmd_theory(args) -> int:
     given = {k: v for k, v in vars(args).items() if k in dict(_FLOAT_FLAGS) and v is not None}
-    values = theory_values(given)
+    if args.rounds is not None and args.rounds < 1:
+        raise ValueError(f"rounds must be a whole number >= 1, got {args.rounds}")
+    values = theory_values(given, args.generator, args.rounds, args.data)
     if not values:
         print(
             "no prediction is determined by these flags (try --snr --p --phi --psi)",
@@ -147,6 +223,7 @@ def _sim_params(args):
         "theta_ver",
         "tau",
         "n_real",
+        "lam_gen",
         "beta",
         "gamma",
         "sigma",
@@ -202,7 +279,18 @@ def _cmd_simulate(args) -> int:
     chosen = plan(spec, {k: np.asarray(v)[None] for k, v in params._asdict().items()}, args.path)
     t0 = time.time()
     keys = jax.random.split(jax.random.key(args.seed), args.seeds)
-    res = jax.vmap(chosen.simulate, in_axes=(0, None, None))(keys, params, chosen.spec)
+    # seeds run in chunks that fit a 1 GiB budget (the sweep's memory model), all chunks one
+    # compiled program (the last one padded); every seed keeps its key whatever the chunking
+    from gmmcollapse.sweep import _run_bytes
+
+    chunk = int(max(1, min(args.seeds, 2**30 // max(1, _run_bytes(chosen.path, chosen.spec)))))
+    run = jax.jit(jax.vmap(chosen.simulate, in_axes=(0, None, None)), static_argnums=2)
+    parts = []
+    for start in range(0, args.seeds, chunk):
+        sel = np.minimum(np.arange(start, start + chunk), args.seeds - 1)
+        part = run(keys[sel], params, chosen.spec)
+        parts.append(jax.tree.map(lambda v, k=args.seeds - start: np.asarray(v)[:k], part))
+    res = jax.tree.map(lambda *v: np.concatenate(v), *parts)
     mean, se = summarize(res)
     out = {"mean": float(mean.acc[-1]), "se": float(se.acc[-1]), "path": chosen.path}
     if args.rounds > 1:
@@ -347,7 +435,8 @@ def _cmd_sweep(args) -> int:
     if args.dry_run:
         _print_dry_run(dry_run(sweep))
         return 0
-    theory = None if args.no_theory else (lambda pts: predict(pts, args.generator))
+    structure = {"rounds": args.rounds, "data": args.data, "learner": args.learner}
+    theory = None if args.no_theory else (lambda pts: predict(pts, args.generator, **structure))
     res = run_sweep(sweep, theory, args.out, progress=not args.quiet, wait=args.wait)
     if res is None:  # a distributed run's process > 0: its chunks are in the parts folder
         import jax
@@ -675,6 +764,25 @@ def build_parser() -> argparse.ArgumentParser:
     p_th = sub.add_parser("theory", help="print every prediction the given parameters determine")
     _add_param_flags(p_th)
     p_th.add_argument(
+        "--generator",
+        choices=("flip", "linear", "ridge"),
+        default=None,
+        help="round 0's generator: flip (--p), linear (--theta-gen) or ridge (--n-real, "
+        "--lam-gen); its flags only (default: every family the flags determine)",
+    )
+    p_th.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="also print the per-round accuracy of iterated retraining and its long-run limit",
+    )
+    p_th.add_argument(
+        "--data",
+        choices=("replace", "accumulate"),
+        default="replace",
+        help="retraining data (default replace; accumulate: exact for n = inf only)",
+    )
+    p_th.add_argument(
         "--json", action="store_true", help="print a JSON object keyed by function name"
     )
     p_th.set_defaults(func=_cmd_theory)
@@ -696,7 +804,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--dtype", choices=("float32", "float64"), default="float32")
         p.add_argument(
             "--path",
-            choices=("auto", "fast", "primal", "dual", "streaming"),
+            choices=("auto", "fast", "projected", "primal", "dual", "streaming"),
             default="auto",
             help="how to simulate (default auto: the fastest exact path; see docs/scale.md)",
         )

@@ -129,22 +129,29 @@ def prune(scores: ArrayLike, tau: ArrayLike, eligible: ArrayLike | None = None) 
 
 
 def noisy_oracle(
-    key: Array,
+    key: Array | None,
     correct: ArrayLike,
     phi: ArrayLike,
     psi: ArrayLike,
     eligible: ArrayLike | None = None,
+    *,
+    uniforms: ArrayLike | None = None,
 ) -> Selection:
     """Noisy oracle: keep each correct candidate w.p. ``phi``, each wrong one w.p. ``psi``.
 
-    Decisions are independent across candidates (one uniform draw each). ``phi`` and ``psi``
-    broadcast against ``correct``, so per-input (e.g. class-specific) rates are ``(n, 1)``
-    arrays. ``phi = 1, psi = 0`` is the oracle; ``phi = psi = 1`` keeps everything.
+    Decisions are independent across candidates (one uniform draw each, from ``key``; or
+    pass the draws as ``uniforms``, uniform on [0, 1) with the shape of ``correct``, and
+    ``key=None``: a caller that already holds independent uniforms saves drawing them).
+    ``phi`` and ``psi`` broadcast against ``correct``, so per-input (e.g. class-specific)
+    rates are ``(n, 1)`` arrays. ``phi = 1, psi = 0`` is the oracle; ``phi = psi = 1`` keeps
+    everything.
     """
     check_range("phi", phi, 0.0, 1.0)
     check_range("psi", psi, 0.0, 1.0)
+    if (key is None) == (uniforms is None):
+        raise ValueError("noisy_oracle takes exactly one of key and uniforms")
     c = _as2d(correct).astype(bool)
-    u = jax.random.uniform(key, c.shape)
+    u = jax.random.uniform(key, c.shape) if uniforms is None else _as2d(uniforms)
     rate = jnp.where(c, jnp.asarray(phi), jnp.asarray(psi))
     mask = (u < rate) & _eligible(c, eligible)
     return from_mask(mask)

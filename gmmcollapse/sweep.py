@@ -34,6 +34,7 @@ sweep definition, the versions and the timing: enough to re-run it.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import itertools
@@ -344,6 +345,12 @@ def _run_bytes(path: str, spec: SimSpec) -> int:
     d, item = spec.d, np.dtype(spec.dtype).itemsize
     if path == "fast":
         return (d * d + 2 * d) * item  # the sampled statistics only: O(d^2), no rows
+    if path == "projected":
+        from gmmcollapse.gmm.projected import BLOCK_ROWS
+
+        # one block of projected rows (y, 3 coordinates, 2 coins, u: about 12 words) and the
+        # O(d) Gaussian block; float64 whatever spec.dtype says
+        return (12 * min(spec.n_max, BLOCK_ROWS) + 16 * d) * 8
     blocks = min(spec.n_blocks, getattr(spec, "stream_blocks", 1))  # rows live per scan step
     rows = spec.rows_per_block * (blocks if path == "streaming" else spec.n_blocks)
     words = (rows + spec.n_real_max) * d + d * d + d
@@ -358,12 +365,15 @@ def _run_flops(path: str, spec: SimSpec) -> float:
     """Floating-point operations of one run (leading terms of the solves).
 
     primal / streaming: ``2 n d^2 + d^3/3`` (Gram matrix, Cholesky); dual: ``2 n^2 d + n^3/3``;
-    fast: ``2 d^3`` (Wishart draw and solve); ``n = n_max + n_real_max``; per round, times
-    the Newton steps for the logistic learner.
+    fast: ``2 d^3`` (Wishart draw and solve); projected: ``100 n + 50 d`` (the projected
+    rows and their 4 x 4 statistics, the tridiagonal solve); ``n = n_max + n_real_max``; per
+    round, times the Newton steps for the logistic learner.
     """
     d, n = float(spec.d), float(spec.n_max + spec.n_real_max)
     if path == "fast":
         flops = 2 * d**3
+    elif path == "projected":
+        flops = 100 * n + 50 * d
     elif path == "dual":
         flops = 2 * n**2 * d + n**3 / 3
     else:
@@ -402,9 +412,25 @@ def _groups(sweep: Sweep, pts: dict[str, np.ndarray]) -> list[_Group]:
         # defaults come back as scalars: give every leaf the leading axis of the group
         params = jax.tree.map(partial(_lead, len(idx)), params)
         staged.append((d, n_max, np.asarray(idx), params, spec))
+    planned = [
+        (d, n_max, idx, params, plan(spec, params._asdict(), path=sweep.path))
+        for d, n_max, idx, params, spec in staged
+    ]
+    # the projected path's cost is O(n) with a traced trip count, so one program serves every
+    # n: its groups of one d merge into one (capacity: the largest), one compile instead of
+    # one per power of two
+    merged: dict[int, list] = {}
+    rest = []
+    for item in planned:
+        (merged.setdefault(item[0], []) if item[4].path == "projected" else rest).append(item)
+    for d, items in merged.items():
+        n_max = max(it[1] for it in items)
+        idx = np.concatenate([it[2] for it in items])
+        params = jax.tree.map(lambda *a: np.concatenate(a), *[it[3] for it in items])
+        spec = dataclasses.replace(items[0][4].spec, n_max=n_max)
+        rest.append((d, n_max, idx, params, items[0][4]._replace(spec=spec)))
     out = []
-    for d, n_max, idx, params, spec in staged:
-        chosen = plan(spec, params._asdict(), path=sweep.path)
+    for d, n_max, idx, params, chosen in rest:
         per_point = sweep.seeds * _run_bytes(chosen.path, chosen.spec)
         auto = int(max(1, min(len(idx), sweep.memory_budget // per_point)))
         out.append(_Group(d, n_max, idx, params, chosen, sweep.chunk or auto))
@@ -628,7 +654,9 @@ def run_sweep(
 
     if theory is not None and index == 0:
         for k, v in theory(pts).items():
-            data[f"theory/{k}"] = np.asarray(v, dtype=np.float64).reshape(shape)
+            v = np.asarray(v, dtype=np.float64)
+            # per point, or per point and round (a trailing axis, like the simulation's)
+            data[f"theory/{k}"] = v.reshape(shape + v.shape[1:] if v.ndim > 1 else shape)
 
     if reuse is not None:  # the same sweep already finished at `path`: nothing to simulate
         if index != 0:

@@ -1,9 +1,23 @@
+import os
+import tempfile
+
 import jax
 import pytest
 
 import gmmcollapse  # noqa: F401  (enables float64)
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+# The test harness (not the library) keeps compiled programs on disk for the session, shared by
+# pytest-xdist workers and by the modules after each one drops its in-memory programs (below):
+# the same program is compiled once per run, not once per module.
+jax.config.update(
+    "jax_compilation_cache_dir",
+    os.environ.get("GMMCOLLAPSE_TEST_JAX_CACHE")
+    or os.path.join(tempfile.gettempdir(), "gmmcollapse-test-jax-cache"),
+)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 @pytest.fixture
@@ -16,3 +30,16 @@ from hypothesis import settings
 # JAX compiles on first call, which can exceed hypothesis' per-example deadline.
 settings.register_profile("gmmcollapse", deadline=None, max_examples=50)
 settings.load_profile("gmmcollapse")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Drop JAX's compiled programs after every test module.
+
+    Each compiled XLA:CPU program holds memory mappings of its own; one pytest process that
+    compiles thousands of programs (this suite does) reaches the kernel's vm.max_map_count
+    (65530 by default) and LLVM segfaults on the next compile. Programs are only shared within
+    a module, so clearing the caches between modules costs little.
+    """
+    yield
+    jax.clear_caches()

@@ -100,6 +100,49 @@ def test_theory_text_has_one_line_per_function(capsys):
     )
 
 
+def test_theory_finite_selection_and_retraining(capsys):
+    """--theta-ver/--tau/--lam bring the finite-n/d theory of selection that reads x;
+    --generator and --rounds the retraining theory, equal to the library."""
+    point = ["--n", 400, "--d", 100, "--snr", 1.0, "--theta-ver", 0.3, "--tau", 0.1, "--lam", LAM]
+    got = _json(capsys, "theory", *point, "--p", 0.2, "--psi", 0.5, "--generator", "flip")
+    assert got["flip_linear_ridge_accuracy"] == float(
+        T.flip_linear_ridge_accuracy(400, 100, 1.0, 0.2, 0.3, 0.1, LAM, 1.0, 0.5)
+    )
+    assert got["finite_breakdown_point"] == float(
+        T.finite_breakdown_point(400, 100, 1.0, 0.3, 0.1, LAM, 1.0, 0.5)
+    )
+    assert "linear_ridge_accuracy" not in got  # another generator's function
+    got = _json(
+        capsys, "theory", *point, "--theta-gen", 1.0, "--generator", "linear", "--rounds", 3
+    )
+    want = T.retraining_accuracy(
+        3, 400, 100, 1.0, generator="linear", theta_gen=1.0, theta_ver=0.3, tau=0.1, lam=LAM
+    )
+    assert got["retraining_accuracy"] == [float(v) for v in want]
+    assert got["retraining_accuracy"][0] == got["linear_ridge_accuracy"]
+    assert got["retraining_limit"]["converged"] is True
+    got = _json(capsys, "theory", *point, "--generator", "ridge", "--n-real", 50, "--lam-gen", 0.2)
+    want = T.retraining_accuracy(
+        1, 400, 100, 1.0, generator="ridge", n_real=50, lam_gen=0.2, theta_ver=0.3, tau=0.1,
+        lam=LAM,
+    )  # fmt: skip
+    assert got["retraining_accuracy"] == [float(want[0])]
+
+
+@pytest.mark.parametrize(
+    "argv, needle",
+    [
+        (["--p", 0.2, "--generator", "linear"], "--p"),
+        (["--theta-gen", 1.0, "--generator", "flip"], "--theta-gen"),
+        (["--p", 0.2, "--rounds", 2, "--n-real", 10], "--n-real"),
+        (["--p", 0.2, "--rounds", 0], "rounds"),
+    ],
+)
+def test_theory_flags_that_do_not_apply_exit_2(capsys, argv, needle):
+    code, _, err = _run(capsys, "theory", "--n", 400, "--d", 100, "--snr", 1.0, *argv)
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
+
+
 # ---------------------------------------------------------------------------------- simulate
 
 

@@ -123,6 +123,7 @@ def test_bad_overrides_exit_2_before_compute(args, word, capsys, tmp_path):
     assert not (tmp_path / "x").exists()  # nothing was started
 
 
+@pytest.mark.slow  # builds the paper-size model
 def test_paper_config_fits_one_gpu_and_its_model_steps(capsys):
     """The paper scale's plan: memory for training and decoding under 16 GB, and one real
     optimizer step of its 24M-parameter model runs (here on CPU, a tiny batch)."""
@@ -152,6 +153,7 @@ def test_crossover_interpolates():
     assert math.isnan(crossover(pts, 0.9))
 
 
+@pytest.mark.slow  # two trained rounds per strategy; the smoke results fixture covers one
 def test_two_rounds_each_strategy_generates_its_next_round(tmp_path):
     out = tmp_path / "r2"
     sets = ["rounds=2", "n_syn=64", "sizes=", "p_noise=", "retrain_steps=20", "n_test=32"]

@@ -150,6 +150,7 @@ def test_same_law_as_naive_synthesized(method):
         np.testing.assert_allclose(fast_res.gen_acc, naive.gen_acc, rtol=1e-12)
 
 
+@pytest.mark.slow  # distributional test; the synthesized-data law test covers the default suite
 def test_same_law_as_naive_mixed_real():
     for i, (label, cfg) in enumerate(CONFIGS_MIX.items()):
         params = _params(cfg)

@@ -717,6 +717,7 @@ def test_train_finished_checkpoint_and_mismatch(trained):
         assert steps == []
 
 
+@pytest.mark.slow  # compiles two training programs
 def test_train_micro_batches_match_whole_batch():
     """Summing token-weighted micro-batch gradients gives the whole-batch loss and gradient up
     to float rounding, also with PAD in the targets (micro-batches with different token

@@ -25,17 +25,22 @@ def _run_script(path: Path, argv: list[str]) -> None:
 
 @pytest.fixture(scope="module")
 def smoke_results(tmp_path_factory):
-    results = tmp_path_factory.mktemp("results")
-    for name in EXPERIMENTS:
-        _run_script(
-            ROOT / "sims" / f"gmm_{name}.py",
-            ["--scale", "smoke", "--results", str(results), "--quiet"],
-        )
-    return results
+    return tmp_path_factory.mktemp("results")
 
 
-@pytest.mark.parametrize("name", list(EXPERIMENTS))
+#: the default suite runs these experiments' scripts; the others (each 20-35 s of compiling on
+#: a 2-core CPU) run with ``-m slow``, and their theory is tested on its own elsewhere
+FAST = ("phase", "linear_phase", "best_size")
+
+
+@pytest.mark.parametrize(
+    "name", [n if n in FAST else pytest.param(n, marks=pytest.mark.slow) for n in EXPERIMENTS]
+)
 def test_sim_then_figure_script(name, smoke_results, tmp_path):
+    _run_script(
+        ROOT / "sims" / f"gmm_{name}.py",
+        ["--scale", "smoke", "--results", str(smoke_results), "--quiet"],
+    )
     files = sorted(p.name for p in smoke_results.glob(f"gmm_{name}*.npz"))
     assert files, f"sims/gmm_{name}.py wrote no results"
     for f in files:
@@ -44,7 +49,20 @@ def test_sim_then_figure_script(name, smoke_results, tmp_path):
         for key, arr in res.data.items():
             if key in ("sim_mean/acc", "theory/infinite_data_accuracy", "theory/ridge_accuracy"):
                 finite = arr[np.isfinite(arr)]
-                assert finite.size and np.all((finite >= 0) & (finite <= 1)), key
+                assert np.all((finite >= 0) & (finite <= 1)), key
+        # every file carries numbers: a simulation, or a theory that applies to its structure
+        # (accumulate has no finite-n/d theory: its ridge_accuracy is NaN by design)
+        shown = [
+            res.data[k]
+            for k in (
+                "sim_mean/acc",
+                "theory/ridge_accuracy",
+                "theory/infinite_data_accuracy",
+                "theory/finite_breakdown_point",
+            )
+            if k in res.data
+        ]
+        assert any(np.isfinite(a).any() for a in shown), f
     _run_script(
         ROOT / "figures" / f"gmm_{name}.py",
         ["--results", str(smoke_results), "--out", str(tmp_path)],

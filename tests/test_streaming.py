@@ -42,7 +42,9 @@ def test_same_seed_is_bitwise_reproducible(key):
 
 
 def test_plan_picks_paths():
-    pts = {"tau": np.array([-np.inf, 0.0])}
+    # a margin test on the shifted synthetic law: neither exact sampler applies (the
+    # projected one is picked without the shift; tests/test_projected.py)
+    pts = {"tau": np.array([-np.inf, 0.0]), "sigma": np.array([1.0, 1.5])}
     big = SimSpec(n_max=2**20, d=256, generator="linear")
     assert plan(big, pts).path == "streaming"
     assert plan(SimSpec(n_max=100, d=400, generator="linear"), pts).path == "dual"

@@ -167,6 +167,7 @@ def test_figures_only_redraws_from_results(smoke_run, tmp_path):
     ]
 
 
+@pytest.mark.slow  # a second whole smoke run
 def test_a_real_corpus_file_runs_through_the_pipeline(tmp_path):
     """A JSON-lines file in XL-Sum fields, a reduced smoke run (2 selectors, 1 rate)."""
     data = write_jsonl(tmp_path / "pairs.jsonl", 500, seed=3)

@@ -162,10 +162,12 @@ def test_cases_form_a_leading_axis_with_defaults():
     assert ridge.shape == (2, len(P))
     want = np.asarray(T.ridge_accuracy(100, 50, 1.5, np.asarray(P), 1.0, 0.0, 0.1))
     np.testing.assert_allclose(ridge[0], want, rtol=1e-12, atol=0)
-    assert np.all(np.isnan(ridge[1]))  # the linear test selects on x: no finite-n/d formula
+    # the linear test selects on x: the finite-n/d theory of theory.selection
+    want = np.asarray(T.flip_linear_ridge_accuracy(100, 50, 1.5, np.asarray(P), 0.3, 0.0, 0.1))
+    np.testing.assert_allclose(ridge[1], want, rtol=1e-12, atol=0)
     inf_data = res["theory/infinite_data_accuracy"]
     want = np.asarray(T.flip_linear_infinite_data_accuracy(1.5, np.asarray(P), 0.3, 0.0, 0.1))
-    np.testing.assert_allclose(inf_data[1], want, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(inf_data[1], want, rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(
         inf_data[0], np.asarray(T.infinite_data_accuracy(1.5, np.asarray(P), 1.0, 0.0)), rtol=1e-12
     )

@@ -207,6 +207,7 @@ run_sweep(Sweep(**json.loads(sys.argv[1])), path=sys.argv[2], progress=False)
 """
 
 
+@pytest.mark.slow  # a real kill -9 of a long sweep; the in-process resume tests cover the default suite
 def test_kill_9_then_rerun_equals_an_uninterrupted_run(tmp_path):
     """A real SIGKILL mid-sweep: finished chunks survive, the re-run computes only the rest.
 
@@ -297,6 +298,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # two JAX processes; the 4-device sharding test covers the default suite
 def test_cli_distributed_two_processes_equal_the_single_process_run(ref, tmp_path):
     """``gmmcollapse sweep --distributed``: two real JAX processes, one shared parts folder."""
     script = os.path.join(os.path.dirname(sys.executable), "gmmcollapse")
@@ -346,8 +348,16 @@ def test_dry_run_plans_paths_memory_and_flops_without_compiling():
     assert [g["path"] for g in plan["groups"]] == ["fast", "fast", "fast"]
     fast = plan["groups"][0]["bytes_per_device"]
     assert fast == plan["groups"][2]["bytes_per_device"] == 32 * (256 * 256 + 2 * 256) * 4
-    # with a margin test (selection looks at x) the fast sampler is out: dual, primal, streaming
+    # with a margin test (selection looks at x) the fast sampler is out: the projected sampler
+    # takes every n of one d in one group ...
     linear = dataclasses.replace(s, fixed={**s.fixed, "tau": 0.0})
+    plan = dry_run(linear, measure=False)
+    assert [(g["path"], g["n_max"], g["points"]) for g in plan["groups"]] == [
+        ("projected", 2**20, 3)
+    ]
+    assert plan["groups"][0]["bytes_per_device"] < 32 * 2**20  # blocks of rows, not n x d
+    # ... and with the shifted law on top it is out too: dual, primal, streaming
+    linear = dataclasses.replace(s, fixed={**s.fixed, "tau": 0.0, "sigma": 1.2})
     plan = dry_run(linear, measure=False)
     groups = plan["groups"]
     assert [g["path"] for g in groups] == ["dual", "primal", "streaming"]

@@ -31,6 +31,13 @@ SCALES = ("smoke", "quick", "paper")
 NO_VERIFIER = {"phi": 1.0, "psi": 1.0, "tau": -math.inf}
 ORACLE = {"phi": 1.0, "psi": 0.0, "tau": -math.inf}
 WEAK_LINEAR = {"phi": 1.0, "psi": 1.0, "theta_ver": math.pi / 12, "tau": 0.0}  # PAPER.md 1.1
+#: linear verifiers whose finite-n/d breakdown point the phase figure shows (flip generator)
+LINEAR_VERIFIERS = {
+    "theta_ver = 0.3, tau = -1": {"theta_ver": 0.3, "tau": -1.0},
+    "theta_ver = 0.8, tau = -0.3": {"theta_ver": 0.8, "tau": -0.3},
+    "theta_ver = 1.2, tau = 0": {"theta_ver": 1.2, "tau": 0.0},
+    "theta_ver = 1.4, tau = 0.5": {"theta_ver": 1.4, "tau": 0.5},
+}
 
 
 def _pick(scale: str, smoke, quick, paper):
@@ -39,8 +46,8 @@ def _pick(scale: str, smoke, quick, paper):
     return {"smoke": smoke, "quick": quick, "paper": paper}[scale]
 
 
-def _theory(generator: str = "flip") -> Callable:
-    return lambda pts: predict(pts, generator)
+def _theory(generator: str = "flip", rounds: int = 1, data: str = "replace") -> Callable:
+    return lambda pts: predict(pts, generator, rounds=rounds, data=data)
 
 
 # ------------------------------------------------------------------ 1. phase diagram
@@ -76,7 +83,27 @@ def phase(scale: str, out: str, progress: bool = True) -> list[str]:
     }
     path = os.path.join(out, "gmm_phase.npz")
     Results(axes={"p": p, "ratio": ratio}, data=data, meta=meta).save(path)
-    return [path]
+
+    # the finite-n/d breakdown of linear verifiers (selection reads x) against the phi-psi
+    # proxy computed from their keep rates, which does not depend on n/d
+    n_nd = _pick(scale, 9, 61, 121)
+    nd = np.logspace(-1, 3, n_nd)
+    cases = {name: v for name, v in LINEAR_VERIFIERS.items()}
+    tv = np.array([c["theta_ver"] for c in cases.values()])[:, None]
+    tau = np.array([c["tau"] for c in cases.values()])[:, None]
+    finite = np.asarray(T.finite_breakdown_point(nd[None, :], 1.0, snr, tv, tau, 0.1))
+    limit = np.asarray(T.finite_breakdown_point(np.inf, 1.0, snr, tv[:, 0], tau[:, 0], 0.1))
+    rates = T.flip_linear_keep_rates(snr, 0.0, tv[:, 0], tau[:, 0])
+    data = {
+        "theory/finite_breakdown_point": finite,
+        "theory/infinite_breakdown_point": limit,
+        "theory/breakdown_point": np.asarray(rates.p_star),
+    }
+    meta = {"name": "phase_breakdown", "scale": scale, "snr": snr, "lam": 0.1}
+    meta.update({"cases": list(cases), "axis_order": ["case", "n_over_d"]})
+    path2 = os.path.join(out, "gmm_phase_breakdown.npz")
+    Results(axes={"case": np.arange(len(cases)), "n_over_d": nd}, data=data, meta=meta).save(path2)
+    return [path, path2]
 
 
 # ------------------------------------------------------------------ 2. transition vs n/d
@@ -125,6 +152,7 @@ def datasize(scale: str, out: str, progress: bool = True) -> list[str]:
     n = np.unique(np.round(np.logspace(2, n_max_exp, n_pts)))
     fixed = {"d": d, "snr": 1.0, "lam": 0.1}
     cases = {"none": NO_VERIFIER, "weak linear (pi/12)": WEAK_LINEAR, "oracle": ORACLE}
+    fine = np.logspace(1.5, n_max_exp + 0.2, _pick(scale, 9, 81, 161))
     paths = []
     for gen, extra in (("flip", {"p": 0.3}), ("linear", {"theta_gen": math.pi / 3})):
         sw = Sweep(
@@ -138,9 +166,18 @@ def datasize(scale: str, out: str, progress: bool = True) -> list[str]:
         )
         paths.append(os.path.join(out, f"gmm_datasize_{gen}.npz"))
         run_sweep(sw, _theory(gen), paths[-1], progress)
+        # the exact finite-n/d theory on a fine grid (theory only): the curves
+        curves = Sweep(
+            f"datasize_{gen}_theory", axes={"n": fine}, fixed={**fixed, **extra}, cases=cases
+        )
+        paths.append(os.path.join(out, f"gmm_datasize_{gen}_theory.npz"))
+        run_sweep(curves, _theory(gen), paths[-1], progress)
     clean = Sweep("datasize_clean", axes={"n": n}, fixed={**fixed, "p": 0.0}, seeds=seeds, seed=3)
     paths.append(os.path.join(out, "gmm_datasize_clean.npz"))
     run_sweep(clean, _theory("flip"), paths[-1], progress)
+    clean_th = Sweep("datasize_clean_theory", axes={"n": fine}, fixed={**fixed, "p": 0.0})
+    paths.append(os.path.join(out, "gmm_datasize_clean_theory.npz"))
+    run_sweep(clean_th, _theory("flip"), paths[-1], progress)
     return paths
 
 
@@ -175,7 +212,9 @@ def rounds(scale: str, out: str, progress: bool = True) -> list[str]:
             seed=4,
         )
         path = os.path.join(out, f"gmm_rounds_{mode}.npz")
-        run_sweep(sw, None, path, progress)
+        # exact per-round theory: finite n/d for replace, the infinite-data recursion for
+        # accumulate (its finite-n/d theory is not derived; see theory.retraining)
+        run_sweep(sw, _theory("ridge", n_rounds, mode), path, progress)
         paths.append(path)
     return paths
 
@@ -220,6 +259,102 @@ def linear_phase(scale: str, out: str, progress: bool = True) -> list[str]:
     return paths
 
 
+# ------------------------------------------------------------------ 6. best data size
+
+
+def _best_size_theory(generator: str) -> Callable:
+    """Theory for the best-size maps: the finite-n/d accuracy and its n = inf limit only
+    (no rates, no breakdown bisection: these grids have hundreds of thousands of points)."""
+    fn = T.flip_linear_ridge_accuracy if generator == "flip" else T.linear_ridge_accuracy
+    own = ("p",) if generator == "flip" else ("theta_gen",)
+
+    def theory(pts):
+        kw = {k: pts[k] for k in (*own, "snr", "theta_ver", "tau", "lam", "n_real", "d")}
+        kw.setdefault("n_real", 0.0)
+        return {
+            "ridge_accuracy": np.asarray(fn(n=pts["n"], **kw)),
+            "infinite_data_accuracy": np.asarray(fn(n=np.inf, **{**kw, "n_real": 0.0})),
+        }
+
+    return theory
+
+
+#: the best-size figure's two curves (panel c), simulated on the projected path
+BEST_SIZE_CASES = {
+    # PAPER.md 1.1's weak verifier at pi/12 on a linear generator at pi/3, real data mixed in
+    "real + synthesized, verifier at pi/12": {
+        "generator": "linear",
+        "fixed": {
+            "snr": 1.0,
+            "lam": 0.1,
+            "theta_gen": math.pi / 3,
+            "theta_ver": math.pi / 12,
+            "tau": 0.0,
+            "mix_real": 1.0,
+        },
+        "n_real_over_d": 10.0,
+    },
+    # synthesized only: a verifier almost orthogonal to mu that keeps large margins
+    "synthesized only, verifier at 1.45 rad, tau = 0.9": {
+        "generator": "flip",
+        "fixed": {"snr": 2.0, "lam": 0.1, "p": 0.1, "theta_ver": 1.45, "tau": 0.9},
+        "n_real_over_d": 0.0,
+    },
+}
+
+
+def best_size(scale: str, out: str, progress: bool = True) -> list[str]:
+    """Where does more synthesized data hurt? The n*/d that maximises the exact accuracy.
+
+    (a) synthesized data only, flip generator (p = 0.1, snr = 2, lam = 0.1): n*/d over the
+    verifier's (theta_ver, tau); (b) real data mixed in (linear generator at pi/3, snr = 1,
+    lam = 0.1, tau = 0): n*/d over (theta_ver, n_real/d); (c) the two cases of
+    :data:`BEST_SIZE_CASES`: theory curves and simulated points (projected path).
+    """
+    n_t, n_tau, n_n, n_r = _pick(scale, (7, 5, 9, 4), (61, 49, 81, 41), (181, 145, 161, 81))
+    d, seeds, n_sim = _pick(scale, (16, 2, 4), (100, 64, 13), (400, 256, 25))
+    nd = np.logspace(-1, 3, n_n)
+    paths = []
+    maps = {
+        "synthetic": (
+            "flip",
+            {"theta_ver": np.linspace(0.0, math.pi / 2, n_t), "tau": np.linspace(-1.0, 2.0, n_tau)},
+            {"snr": 2.0, "lam": 0.1, "p": 0.1, "n_real": 0.0},
+        ),
+        "real": (
+            "linear",
+            {
+                "theta_ver": np.linspace(0.0, math.pi / 2, n_t),
+                "n_real": d * np.logspace(-1, 1.5, n_r),
+            },
+            {"snr": 1.0, "lam": 0.1, "theta_gen": math.pi / 3, "tau": 0.0},
+        ),
+    }
+    for name, (gen, axes, fixed) in maps.items():
+        sw = Sweep(f"best_size_{name}", axes={**axes, "n": d * nd}, fixed={**fixed, "d": d})
+        paths.append(os.path.join(out, f"gmm_best_size_{name}.npz"))
+        run_sweep(sw, _best_size_theory(gen), paths[-1], progress)
+    for i, (label, case) in enumerate(BEST_SIZE_CASES.items()):
+        n_real = case["n_real_over_d"] * d
+        fixed = {**case["fixed"], "d": d, "n_real": n_real}
+        gen = case["generator"]
+        spec = {"generator": gen, "n_real_max": int(n_real)}
+        sim = Sweep(
+            label,  # the figure's legend reads it from the results' metadata
+            axes={"n": np.unique(np.round(d * np.logspace(-1, 3, n_sim)))},
+            fixed=fixed,
+            spec=spec,
+            seeds=seeds,
+            seed=6 + i,
+        )
+        paths.append(os.path.join(out, f"gmm_best_size_case{i}.npz"))
+        run_sweep(sim, _theory(gen), paths[-1], progress)
+        curve = Sweep(f"best_size_case{i}_theory", axes={"n": d * nd}, fixed=fixed, spec=spec)
+        paths.append(os.path.join(out, f"gmm_best_size_case{i}_theory.npz"))
+        run_sweep(curve, _theory(gen), paths[-1], progress)
+    return paths
+
+
 @dataclass(frozen=True)
 class Experiment:
     name: str
@@ -237,6 +372,9 @@ EXPERIMENTS = {
         Experiment("datasize", datasize, "accuracy vs number of synthesized samples per verifier"),
         Experiment("rounds", rounds, "accuracy over rounds of iterated retraining"),
         Experiment("linear_phase", linear_phase, "linear verifier's (theta_ver, tau) plane"),
+        Experiment(
+            "best_size", best_size, "the data size that maximises accuracy, and when more hurts"
+        ),
     )
 }
 

@@ -367,13 +367,14 @@ def _haar_frame(key: Array, d: int) -> tuple[Array, Array]:
     return a, c / jnp.linalg.norm(c)
 
 
-def _fit_tridiagonal(key, k_syn, params: GMMParams, n_total, d: int) -> tuple[Array, Array]:
+def _fit_tridiagonal(key, k_syn, params: GMMParams, n_total, d: int) -> tuple[Array, Array, Array]:
     r"""Synthesized rows only: the fit in the Haar-rotated basis where the Wishart is ``T``.
 
     Solves ``(sigma^2 T/N + lam I + V D V^T / N) w' = V 1 / N`` with ``V = [v_+, v_-]`` the
     rotated group sums and ``D = diag(1/k_g)`` (0 for empty groups) by
     ``w' = Y (I + D C / N)^{-1} 1 / N``, ``Y = M^{-1} V``, ``C = V^T Y`` (push-through identity;
-    ``M = sigma^2 T/N + lam I`` is tridiagonal SPD). Returns ``(w . mu, ||w||)``.
+    ``M = sigma^2 T/N + lam I`` is tridiagonal SPD). Returns ``(w . e, w . f, ||w||)``
+    (``e = mu/||mu||``; ``f`` the unit vector of the shifted law's orthogonal mean part).
     """
     k_frame, k_tri, k_sums = jax.random.split(key, 3)
     a, c = _haar_frame(k_frame, d)
@@ -403,7 +404,7 @@ def _fit_tridiagonal(key, k_syn, params: GMMParams, n_total, d: int) -> tuple[Ar
         jnp.full((2,), 1.0, _F64) / n_total,
     )
     w = y @ coef
-    return snr * jnp.dot(w, a), jnp.linalg.norm(w)
+    return jnp.dot(w, a), jnp.dot(w, c), jnp.linalg.norm(w)
 
 
 def _fit_bartlett(key, k_syn, params: GMMParams, n_total, spec: SimSpec) -> tuple[Array, Array]:
@@ -516,7 +517,8 @@ def fast_simulate(key: Array, params: GMMParams, spec: SimSpec, method: str = "a
     # N counts all samples, pruned ones included, with the naive path's formula
     n_total = params.n.astype(_F64) + params.mix_real.astype(_F64) * params.n_real.astype(_F64)
     if method == "tridiagonal":
-        w_mu, w_norm = _fit_tridiagonal(k_fit, k_syn, params, n_total, spec.d)
+        w_e, _, w_norm = _fit_tridiagonal(k_fit, k_syn, params, n_total, spec.d)
+        w_mu = params.snr.astype(_F64) * w_e
     else:
         w_mu, w_norm = _fit_bartlett(k_fit, k_syn, params, n_total, spec)
     acc = _accuracy(w_mu, w_norm)

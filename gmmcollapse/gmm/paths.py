@@ -6,6 +6,11 @@ Every path computes the same model; they differ in cost and memory:
   selection does not depend on x (flip generator, noisy-oracle verifier without a margin
   test, one round, ridge learner). Cost independent of n. Equal *in distribution* to the
   naive path, not draw for draw.
+* ``"projected"``: the exact sampler of :mod:`gmmcollapse.gmm.projected` when selection reads
+  x (linear or ridge generators, the linear margin test, several rounds with
+  ``data="replace"``; ridge learner, unshifted law). Cost O(n + d): each row's three
+  coordinates in the plane of mu, the verifier and the generator, never an n x d matrix.
+  Equal in distribution to the naive path.
 * ``"dual"``: ridge through the rows x rows system (rows < d).
 * ``"primal"``: ridge through the d x d system, all rows of a run in memory.
 * ``"streaming"``: primal ridge with the Gram matrix accumulated over row blocks by
@@ -30,7 +35,7 @@ from gmmcollapse.gmm.spec import SimSpec
 
 __all__ = ["PATHS", "STREAM_BYTES", "Plan", "plan"]
 
-PATHS = ("fast", "dual", "primal", "streaming")
+PATHS = ("fast", "projected", "dual", "primal", "streaming")
 
 #: a run whose data would take more than this many bytes streams its rows in blocks
 STREAM_BYTES = 64 * 2**20
@@ -66,6 +71,13 @@ def plan(spec: SimSpec, pts: Mapping[str, Any] | None = None, path: str = "auto"
                 "test (tau = -inf at every point)"
             )
         return Plan("fast", spec, fast.fast_simulate)
+    from gmmcollapse.gmm import projected
+
+    reason = projected.why_not(spec, pts)
+    if path == "projected" or (path == "auto" and reason is None):
+        if reason is not None:
+            raise ValueError(f"path 'projected' cannot run this model exactly: {reason}")
+        return Plan("projected", spec, projected.projected_simulate)
     itemsize = np.dtype(spec.dtype).itemsize
     big = spec.n_max * spec.d * itemsize > STREAM_BYTES
     streamable = spec.learner == "ridge"

@@ -1,21 +1,36 @@
 """Theory predictions for the simulation's parameter points (the simulator's twin).
 
 :func:`predict` takes the same named parameters as :func:`gmmcollapse.gmm.make_params` (as a
-dict of arrays, e.g. a flattened sweep grid, plus ``d``) and returns every prediction that
-those parameters determine for a single round:
+dict of arrays, e.g. a flattened sweep grid, plus ``d``) and the simulation's structure
+(``generator``, ``rounds``, ``data``, ``learner``), and returns every prediction those
+determine:
 
-* always: ``breakdown_point``, ``keep_fraction``, ``effective_noise``, ``bayes_accuracy``;
-* flip generator, no linear test (``tau = -inf``): ``infinite_data_accuracy`` and the exact
-  finite-n/d ``ridge_accuracy`` (real data mixed in and the shifted synthetic law included);
-* flip generator with a linear verifier: its exact keep rates and ``infinite_data_accuracy``
-  (selection depends on x: no finite-n/d formula);
-* linear generator: ``generator_accuracy``, the exact keep rates, ``infinite_data_accuracy``.
+* always: ``bayes_accuracy``;
+* round-0 rates where they are defined: ``generator_accuracy``, ``p``, ``phi``, ``psi``
+  (the verifier's keep rates, the margin test included), ``breakdown_point`` (the phi-psi
+  proxy), ``keep_fraction``, ``effective_noise``;
+* ``ridge_accuracy`` (exact finite n/d) and ``infinite_data_accuracy`` for every structure the
+  theory covers (ridge learner):
 
-The noisy oracle (``phi``, ``psi``) and the linear margin test act together (a sample is kept
-when both keep it), exactly as in the simulation.
+  - flip generator, noisy oracle only (``tau = -inf``): :func:`~gmmcollapse.theory.ridge_limit`
+    (real data mixed in and the shifted synthetic law included);
+  - flip or linear generator with the linear margin test:
+    :func:`~gmmcollapse.theory.flip_linear_ridge_accuracy`,
+    :func:`~gmmcollapse.theory.linear_ridge_accuracy` (real data mixed in included);
+  - the ridge generator, and any run with ``rounds > 1``:
+    :func:`~gmmcollapse.theory.retraining_accuracy` (then both keys gain a trailing rounds
+    axis, like the simulation's fields); ``data="accumulate"`` has the exact infinite-data
+    recursion only, its ``ridge_accuracy`` is NaN;
 
-Entries that do not apply to a point are NaN. The ridge generator and multi-round runs have no
-closed form here: only the rate-based quantities are returned for them.
+* ``finite_breakdown_point`` (flip generator, one round): the flip rate where the finite-n/d
+  accuracy crosses 1/2;
+* ``long_run_accuracy`` (``rounds > 1``, ``data="replace"``): the fixed point of the
+  retraining recursion.
+
+Entries that a structure does not determine are NaN, never a number from another model: the
+shifted synthetic law together with the margin test, a linear or ridge generator, or several
+rounds; real data mixed into several rounds, or into a run whose ridge generator trained on
+the same real rows; the logistic learner (no ridge theory; only the rate quantities).
 """
 
 from __future__ import annotations
@@ -26,20 +41,57 @@ from typing import Any
 import numpy as np
 
 from gmmcollapse import theory as T
-from gmmcollapse.gmm.spec import _DEFAULTS
+from gmmcollapse.gmm.spec import _DEFAULTS, DATA_MODES, GENERATORS, LEARNERS
 
 __all__ = ["predict"]
 
 
-def predict(params: Mapping[str, Any], generator: str = "flip") -> dict[str, np.ndarray]:
+def _nan(shape) -> np.ndarray:
+    return np.full(shape, np.nan)
+
+
+def _a(x) -> np.ndarray:
+    return np.asarray(x, np.float64)
+
+
+def predict(
+    params: Mapping[str, Any],
+    generator: str = "flip",
+    *,
+    rounds: int = 1,
+    data: str = "replace",
+    learner: str = "ridge",
+) -> dict[str, np.ndarray]:
     """Predictions for every point of ``params`` (dict of equal-length arrays or scalars).
 
     Args:
         params: ``n``, ``d``, ``snr`` and any other :class:`~gmmcollapse.gmm.GMMParams` field
             (missing ones take the simulation defaults). Class-specific (length-2) rates are
             not supported here: use :func:`gmmcollapse.theory.class_infinite_data_accuracy`.
-        generator: ``"flip"``, ``"linear"`` or ``"ridge"`` (as in ``SimSpec``).
+        generator, rounds, data, learner: as in :class:`~gmmcollapse.gmm.SimSpec`.
+
+    Returns:
+        ``{name: array}``; shape ``points`` or, for the accuracies of a ``rounds > 1`` run,
+        ``points + (rounds,)``.
+
+    Example:
+        >>> out = predict({"n": 1600, "d": 400, "snr": 2.0, "p": 0.3, "psi": 0.5, "lam": 0.5})
+        >>> round(float(out["ridge_accuracy"]), 4), float(out["breakdown_point"])
+        (0.8989, 0.6666666666666666)
     """
+    for name, value, allowed in (
+        ("generator", generator, GENERATORS),
+        ("data", data, DATA_MODES),
+        ("learner", learner, LEARNERS),
+    ):
+        if value not in allowed:
+            raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    if int(rounds) != rounds or rounds < 1:
+        raise ValueError(f"rounds must be a whole number >= 1, got {rounds}")
+    rounds = int(rounds)
+    unknown = set(params) - set(_DEFAULTS) - {"n", "d", "snr"}
+    if unknown:
+        raise ValueError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
     v = {
         k: np.asarray(params.get(k, _DEFAULTS.get(k)), np.float64)
         for k in set(_DEFAULTS) | {"n", "d", "snr"}
@@ -52,69 +104,173 @@ def predict(params: Mapping[str, Any], generator: str = "flip") -> dict[str, np.
             "predict() takes scalar rates per point; class-specific rates are not supported"
         )
     shape = np.broadcast_shapes(*(np.shape(a) for a in v.values()))
-    v = {k: np.broadcast_to(a, shape) for k, a in v.items()}
-    tau, snr = v["tau"], v["snr"]
-    linear_test = np.isfinite(tau) | (tau == np.inf)
-    out: dict[str, np.ndarray] = {"bayes_accuracy": np.asarray(T.bayes_accuracy(snr))}
+    if np.any((v["mix_real"] != 0) & (v["mix_real"] != 1)):
+        raise ValueError("mix_real must be 0 or 1 (real rows are added whole or not at all)")
+    # one flat length per power of two: sweeps of many sizes reuse the same compiled theory
+    size = int(np.prod(shape))
+    if size == 0:
+        raise ValueError(f"params has no points (broadcast shape {shape})")
+    bucket = max(8, 1 << (size - 1).bit_length())
+    flat = {
+        k: np.pad(np.broadcast_to(a, shape).ravel(), (0, bucket - size), mode="edge")
+        for k, a in v.items()
+    }
+    out = _predict_flat(flat, generator, rounds, data, learner)
+    return {k: a[:size].reshape(shape + a.shape[1:]) for k, a in out.items()}
 
+
+def _predict_flat(v, generator, rounds, data, learner) -> dict[str, np.ndarray]:
+    shape = v["n"].shape
+    mix = v["mix_real"]
+    tau, snr = v["tau"], v["snr"]
+    linear_test = ~np.isneginf(tau)
+    tau_or_0 = np.where(linear_test, tau, 0.0)
+    shifted = (v["beta"] != 1.0) | (v["gamma"] != 0.0) | (v["sigma"] != 1.0)
+    n_mix = v["n_real"] * mix
+    ridge = learner == "ridge"
+    ver = {"theta_ver": v["theta_ver"], "tau": tau, "phi": v["phi"], "psi": v["psi"]}
+    out: dict[str, np.ndarray] = {"bayes_accuracy": _a(T.bayes_accuracy(snr))}
+    multi = rounds > 1 or generator == "ridge"
+
+    # ---------------------------------------------------------------- round-0 rates
     if generator == "flip":
         p, phi, psi = v["p"], v["phi"], v["psi"]
-        # the linear margin test multiplies the oracle's keep rates (independent given the label)
-        lin = T.flip_linear_keep_rates(snr, p, v["theta_ver"], np.where(linear_test, tau, 0.0))
-        phi_eff = np.where(linear_test, phi * np.asarray(lin.phi), phi)
-        psi_eff = np.where(linear_test, psi * np.asarray(lin.psi), psi)
+        # the margin test multiplies the oracle's keep rates (independent given the label)
+        lin = T.flip_linear_keep_rates(snr, p, v["theta_ver"], tau_or_0)
+        phi_eff = np.where(linear_test, phi * _a(lin.phi), phi)
+        psi_eff = np.where(linear_test, psi * _a(lin.psi), psi)
         out["generator_accuracy"] = 1.0 - p
-        rates_ok = (phi_eff + psi_eff) > 0
-        phi_s, psi_s = np.where(rates_ok, phi_eff, 1.0), np.where(rates_ok, psi_eff, 1.0)
-        out["phi"], out["psi"] = phi_eff, psi_eff
-        out["breakdown_point"] = np.where(
-            rates_ok, np.asarray(T.breakdown_point(phi_s, psi_s)), np.nan
-        )
-        out["keep_fraction"] = np.asarray(T.keep_fraction(p, phi_s, psi_s)) * rates_ok
-        out["effective_noise"] = np.where(
-            rates_ok, np.asarray(T.effective_noise(p, phi_s, psi_s)), np.nan
-        )
-        phipsi_limit = np.asarray(T.infinite_data_accuracy(snr, p, phi_s, psi_s))
-        lin_limit = np.asarray(
-            T.flip_linear_infinite_data_accuracy(
-                snr, p, v["theta_ver"], np.where(linear_test, tau, 0.0), v["lam"], phi, psi
-            )
-        )
-        # selection independent of x: the phi-psi limit; with the margin test: the exact limit
-        out["infinite_data_accuracy"] = np.where(linear_test, lin_limit, phipsi_limit)
-        n_real = v["n_real"] * v["mix_real"]
-        ridge = np.asarray(
-            T.shifted_mixed_ridge_accuracy(
-                n_real,
-                v["n"],
-                v["d"],
-                snr,
-                p,
-                phi_s,
-                psi_s,
-                v["lam"],
-                v["beta"],
-                v["gamma"],
-                v["sigma"],
-            )
-            if np.any(v["sigma"] != 1.0)
-            else T.mixed_ridge_accuracy(n_real, v["n"], v["d"], snr, p, phi_s, psi_s, v["lam"])
-        )
-        out["ridge_accuracy"] = np.where(linear_test | ~rates_ok, np.nan, ridge)
     elif generator == "linear":
-        tau_lin = np.where(linear_test, tau, -np.inf)
-        lin = T.linear_keep_rates(snr, v["theta_gen"], v["theta_ver"], tau_lin)
-        out["generator_accuracy"] = 1.0 - np.asarray(lin.p)
-        # the noisy-oracle part (phi, psi) keeps independently of the margin test
-        out["p"] = np.asarray(lin.p)
-        out["phi"], out["psi"] = v["phi"] * np.asarray(lin.phi), v["psi"] * np.asarray(lin.psi)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out["breakdown_point"] = out["phi"] / (out["phi"] + out["psi"])
-        out["infinite_data_accuracy"] = np.asarray(
-            T.linear_infinite_data_accuracy(
-                snr, v["theta_gen"], v["theta_ver"], tau_lin, v["lam"], v["phi"], v["psi"]
-            )
+        lin = T.linear_keep_rates(
+            snr, v["theta_gen"], v["theta_ver"], np.where(linear_test, tau, -np.inf)
         )
-    elif generator != "ridge":
-        raise ValueError(f"generator must be one of flip, linear, ridge, got {generator!r}")
+        p = _a(lin.p)
+        phi_eff, psi_eff = v["phi"] * _a(lin.phi), v["psi"] * _a(lin.psi)
+        out["generator_accuracy"] = 1.0 - p
+    else:
+        gen = T.ridge_accuracy(v["n_real"], v["d"], snr, 0.0, 1.0, 1.0, v["lam_gen"])
+        out["generator_accuracy"] = _a(gen)
+        p = phi_eff = psi_eff = _nan(shape)
+    out["p"], out["phi"], out["psi"] = _a(p), _a(phi_eff), _a(psi_eff)
+    rates_ok = (phi_eff + psi_eff) > 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out["breakdown_point"] = np.where(rates_ok, phi_eff / (phi_eff + psi_eff), np.nan)
+        alpha = (1.0 - p) * phi_eff + p * psi_eff
+        out["keep_fraction"] = alpha
+        out["effective_noise"] = np.where(alpha > 0, p * psi_eff / alpha, np.nan)
+
+    # ---------------------------------------------------------------- accuracies
+    acc_shape = shape + ((rounds,) if rounds > 1 else ())
+    finite, infinite = _nan(acc_shape), _nan(acc_shape)
+    if ridge and not multi:
+        if generator == "flip":
+            phi_s = np.where(rates_ok, phi_eff, 1.0)
+            psi_s = np.where(rates_ok, psi_eff, 1.0)
+            plain_finite = _a(
+                T.shifted_mixed_ridge_accuracy(
+                    n_mix,
+                    v["n"],
+                    v["d"],
+                    snr,
+                    p,
+                    phi_s,
+                    psi_s,
+                    v["lam"],
+                    v["beta"],
+                    v["gamma"],
+                    v["sigma"],
+                )
+            )
+            plain_inf = np.where(
+                shifted,
+                _a(
+                    T.shifted_mixed_ridge_accuracy(
+                        n_mix,
+                        np.inf,
+                        v["d"],
+                        snr,
+                        p,
+                        phi_s,
+                        psi_s,
+                        v["lam"],
+                        v["beta"],
+                        v["gamma"],
+                        v["sigma"],
+                    )
+                ),
+                _a(T.infinite_data_accuracy(snr, p, phi_s, psi_s)),
+            )
+            sel = {
+                "snr": snr,
+                "p": p,
+                "theta_ver": v["theta_ver"],
+                "tau": tau_or_0,
+                "lam": v["lam"],
+                "phi": v["phi"],
+                "psi": v["psi"],
+                "d": v["d"],
+            }
+            lin_finite = _a(T.flip_linear_ridge_accuracy(n=v["n"], n_real=n_mix, **sel))
+            lin_inf = _a(T.flip_linear_ridge_accuracy(n=np.inf, n_real=0.0, **sel))
+            finite = np.where(linear_test, np.where(shifted, np.nan, lin_finite), plain_finite)
+            finite = np.where(rates_ok, finite, np.nan)
+            infinite = np.where(linear_test, np.where(shifted, np.nan, lin_inf), plain_inf)
+            out["finite_breakdown_point"] = np.where(
+                shifted,
+                np.nan,
+                _a(
+                    T.finite_breakdown_point(
+                        v["n"],
+                        v["d"],
+                        snr,
+                        v["theta_ver"],
+                        tau,
+                        v["lam"],
+                        v["phi"],
+                        v["psi"],
+                        n_mix,
+                    )
+                ),
+            )
+        else:  # linear generator
+            sel = {
+                "snr": snr,
+                "theta_gen": v["theta_gen"],
+                "theta_ver": v["theta_ver"],
+                "tau": tau,
+                "lam": v["lam"],
+                "phi": v["phi"],
+                "psi": v["psi"],
+                "d": v["d"],
+            }
+            finite = np.where(
+                shifted, np.nan, _a(T.linear_ridge_accuracy(n=v["n"], n_real=n_mix, **sel))
+            )
+            infinite = np.where(shifted, np.nan, _a(T.linear_ridge_accuracy(n=np.inf, **sel)))
+    elif ridge:
+        gen_kw = {
+            "flip": {"p": v["p"]},
+            "linear": {"theta_gen": v["theta_gen"]},
+            "ridge": {"n_real": v["n_real"], "lam_gen": v["lam_gen"]},
+        }[generator]
+        common = dict(generator=generator, lam=v["lam"], **gen_kw, **ver)
+        covered = ~shifted & (mix == 0)
+        inf_acc = _a(
+            T.retraining_accuracy(rounds, np.inf, v["d"], snr, data=data, **common)
+        ).reshape(acc_shape)
+        infinite = np.where(_per_point(covered, rounds), inf_acc, np.nan)
+        if data == "replace":
+            fin = _a(T.retraining_accuracy(rounds, v["n"], v["d"], snr, **common))
+            finite = np.where(_per_point(covered, rounds), fin.reshape(acc_shape), np.nan)
+            if rounds > 1:
+                lim = T.retraining_limit(v["n"], v["d"], snr, **common)
+                out["long_run_accuracy"] = np.where(
+                    covered & _a(lim.converged).astype(bool), _a(lim.accuracy), np.nan
+                )
+    out["ridge_accuracy"] = finite
+    out["infinite_data_accuracy"] = infinite
     return {k: np.asarray(a, np.float64) for k, a in out.items()}
+
+
+def _per_point(mask: np.ndarray, rounds: int) -> np.ndarray:
+    return mask[..., None] if rounds > 1 else mask

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from gmmcollapse._validate import check_int, check_not_both_zero, check_range
+from gmmcollapse._validate import check_int, check_not_both_zero, check_range, is_concrete
 
 __all__ = ["GMMParams", "SimSpec", "make_params", "spec_dict", "validate_params"]
 
@@ -137,7 +137,8 @@ class GMMParams(NamedTuple):
         theta_ver: angle of the linear verifier to mu (``f`` is the second axis).
         tau: linear-verifier margin: keep iff ``y~ (w_ver . x) >= tau``; ``-inf`` turns it off.
         n_real: real samples (<= ``SimSpec.n_real_max``).
-        mix_real: 1.0 to add the real samples to every round's training set, else 0.0.
+        mix_real: 1.0 to add the real samples to every round's training set, else 0.0 (no
+            other value: fractional weights are rejected by :func:`validate_params`).
         lam_gen: ridge strength of the ridge generator.
         beta, gamma, sigma: synthesized features ``x = y (beta mu + gamma f) + sigma z``.
 
@@ -207,6 +208,12 @@ def validate_params(params: GMMParams, spec: SimSpec) -> None:
     check_range("tau", params.tau, allow_inf=True)
     check_int("n_real", params.n_real, 0, spec.n_real_max)
     check_range("mix_real", params.mix_real, 0.0, 1.0)
+    mix = np.asarray(params.mix_real, np.float64) if is_concrete(params.mix_real) else None
+    if mix is not None and np.any((mix != 0.0) & (mix != 1.0)):
+        raise ValueError(
+            "mix_real must be 0 or 1 (the real rows are added whole or not at all), "
+            f"got {float(mix[(mix != 0.0) & (mix != 1.0)].flat[0]):g}"
+        )
     check_range("beta", params.beta)
     check_range("gamma", params.gamma)
     check_range("sigma", params.sigma, 0.0, lo_open=True)

@@ -50,7 +50,7 @@ def phase(results_dir: str, out_dir: str):
     _style()
     r = _load(results_dir, "gmm_phase")
     p, ratio = r.axes["p"], r.axes["ratio"]
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.3), sharey=True, constrained_layout=True)
+    fig, axes = plt.subplots(1, 3, figsize=(16.5, 4.5), constrained_layout=True)
     panels = [
         ("theory/infinite_data_accuracy", "infinite data (n/d -> inf)"),
         (
@@ -58,7 +58,7 @@ def phase(results_dir: str, out_dir: str):
             f"finite data: n/d = {r.meta['n_over_d']:g}, lam = {r.meta['lam']:g}",
         ),
     ]
-    for ax, (key, title) in zip(axes, panels):
+    for ax, (key, title) in zip(axes[:2], panels):
         im = ax.pcolormesh(
             ratio, p, r[key], cmap="RdBu", vmin=0.0, vmax=1.0, shading="auto", rasterized=True
         )
@@ -69,14 +69,35 @@ def phase(results_dir: str, out_dir: str):
         ax.set_title(title)
         ax.set_ylim(0, 1)
     axes[0].set_ylabel("generator error rate p")
+    axes[1].set_yticklabels([])
     axes[0].legend(loc="upper right", fontsize=8, framealpha=0.9)
     fig.colorbar(
         im,
-        ax=axes,
+        ax=axes[:2],
         label=f"test accuracy (snr = {r.meta['snr']:g}; Bayes {_bayes(r.meta['snr']):.3f})",
     )
+    # (c) linear verifiers: the exact finite-n/d breakdown against the phi-psi proxy
+    b = _load(results_dir, "gmm_phase_breakdown")
+    ax = axes[2]
+    colors = sns.color_palette("deep", len(b.meta["cases"]))
+    nd = b.axes["n_over_d"]
+    gaps = {}
+    for i, name in enumerate(b.meta["cases"]):
+        ax.plot(nd, b["theory/finite_breakdown_point"][i], color=colors[i], lw=1.8, label=name)
+        proxy = float(b["theory/breakdown_point"][i])
+        ax.axhline(proxy, color=colors[i], ls="--", lw=1.1)
+        gaps[name] = round(float(b["theory/infinite_breakdown_point"][i]) - proxy, 4)
+    ax.plot([], [], color="grey", ls="--", label="phi-psi proxy p* from keep rates")
+    ax.set_xscale("log")
+    ax.set_ylim(0.5, 1.02)
+    ax.set_xlabel("n / d")
+    ax.set_ylabel("breakdown: p where accuracy crosses 1/2")
+    ax.set_title(
+        f"(c) linear verifiers: exact finite-n/d breakdown (lam = {b.meta['lam']:g})", fontsize=10
+    )
+    ax.legend(fontsize=7, loc="lower right")
     fig.suptitle("Breakdown point: selection recovers the Bayes classifier iff p < p*")
-    return _save(fig, out_dir, "gmm_phase"), {}
+    return _save(fig, out_dir, "gmm_phase"), {"infinite-data breakdown minus proxy": gaps}
 
 
 def _bayes(snr):
@@ -128,27 +149,40 @@ def transition(results_dir: str, out_dir: str):
 def datasize(results_dir: str, out_dir: str):
     _style()
     clean = _load(results_dir, "gmm_datasize_clean")
+    clean_th = _load(results_dir, "gmm_datasize_clean_theory")
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.6), sharey=True, constrained_layout=True)
-    best = {}
+    best, gaps = {}, {}
     for ax, gen in zip(axes, ("flip", "linear")):
         r = _load(results_dir, f"gmm_datasize_{gen}")
+        th = _load(results_dir, f"gmm_datasize_{gen}_theory")
         names, n = r.meta["cases"], r.axes["n"]
         colors = sns.color_palette("deep", len(names))
         for i, name in enumerate(names):
             m, se = r["sim_mean/acc"][i, :, 0], r["sim_se/acc"][i, :, 0]
-            ax.errorbar(
-                n, m, yerr=2 * se, marker="o", ms=3.5, capsize=2, color=colors[i], label=name
+            ax.errorbar(n, m, yerr=2 * se, fmt="o", ms=3.5, capsize=2, color=colors[i])
+            ax.plot(
+                th.axes["n"], th["theory/ridge_accuracy"][i], color=colors[i], lw=1.5, label=name
             )
             ax.axhline(r["theory/infinite_data_accuracy"][i, -1], color=colors[i], ls=":", lw=1.2)
-            best[f"{gen}/{name}"] = float(n[int(np.argmax(m))])
+            curve = th["theory/ridge_accuracy"][i]
+            best[f"{gen}/{name}"] = float(th.axes["n"][int(np.argmax(curve))])
+            gaps[f"{gen}/{name}"] = round(
+                float(np.max(np.abs(m - r["theory/ridge_accuracy"][i]) / np.maximum(se, 1e-12))), 2
+            )
         ax.errorbar(
             n,
             clean["sim_mean/acc"][:, 0],
             yerr=2 * clean["sim_se/acc"][:, 0],
             color="k",
-            marker="s",
+            fmt="s",
             ms=3,
             capsize=2,
+        )
+        ax.plot(
+            clean_th.axes["n"],
+            clean_th["theory/ridge_accuracy"],
+            color="k",
+            lw=1.2,
             label="clean labels",
         )
         ax.axhline(float(clean["theory/bayes_accuracy"][0]), color="k", ls=":", lw=0.8)
@@ -167,15 +201,20 @@ def datasize(results_dir: str, out_dir: str):
         ax.legend(fontsize=8, loc="lower right")
     axes[0].set_ylabel("test accuracy")
     fig.suptitle(
-        f"Accuracy vs synthesized data (d = {fx['d']:g}, snr = {fx['snr']:g}); dotted: exact infinite-data limits"
+        f"Accuracy vs synthesized data (d = {fx['d']:g}, snr = {fx['snr']:g}): lines exact "
+        "finite-n/d theory, points simulation (mean +- 2 SE), dotted n -> inf",
+        fontsize=10,
     )
-    return _save(fig, out_dir, "gmm_datasize"), {"best n per verifier": best}
+    return _save(fig, out_dir, "gmm_datasize"), {
+        "best n per verifier (theory)": best,
+        "max |sim - theory| / SE": gaps,
+    }
 
 
 def rounds(results_dir: str, out_dir: str):
     _style()
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2), sharey=True, constrained_layout=True)
-    summary = {}
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.4), sharey=True, constrained_layout=True)
+    summary, gaps = {}, {}
     for ax, mode in zip(axes, ("replace", "accumulate")):
         r = _load(results_dir, f"gmm_rounds_{mode}")
         names = r.meta["cases"]
@@ -183,20 +222,46 @@ def rounds(results_dir: str, out_dir: str):
         for i, name in enumerate(names):
             m, se = r["sim_mean/acc"][i], r["sim_se/acc"][i]
             rr = np.arange(1, len(m) + 1)
-            ax.errorbar(
-                rr, m, yerr=2 * se, marker="o", ms=3.5, capsize=2, color=colors[i], label=name
-            )
+            ax.errorbar(rr, m, yerr=2 * se, fmt="o", ms=3.5, capsize=2, color=colors[i], label=name)
+            finite = r["theory/ridge_accuracy"][i]
+            if np.all(np.isfinite(finite)):  # replace: exact at this n/d
+                ax.plot(rr, finite, color=colors[i], lw=1.4)
+                gaps[f"{mode}/{name}"] = round(
+                    float(np.max(np.abs(m - finite) / np.maximum(se, 1e-12))), 2
+                )
+                lim = r.data.get("theory/long_run_accuracy")
+                if lim is not None and np.isfinite(lim[i]):
+                    ax.plot([len(m) + 0.6], [lim[i]], marker="<", color=colors[i], ms=6)
+            ax.plot(rr, r["theory/infinite_data_accuracy"][i], color=colors[i], lw=1.0, ls=":")
             summary[f"{mode}/{name}"] = [round(float(v), 4) for v in (m[0], m[-1])]
-        gen0 = r["sim_mean/gen_acc"][0, 0]
-        ax.axhline(gen0, color="grey", ls="--", label=f"round-0 generator ({gen0:.3f})")
+        # the theory's generator accuracy, the same in both panels (the simulated one differs
+        # between the two runs' seeds)
+        gen0 = r.data.get("theory/generator_accuracy", r["sim_mean/gen_acc"][..., 0])
+        gen0 = float(np.ravel(gen0)[0])
+        ax.axhline(gen0, color="grey", ls="--", label=f"round-0 generator ({gen0:.3f}, theory)")
+        fx = r.meta["sweep"]["fixed"]
+        detail = (
+            "lines: exact finite-n/d theory; <: long-run limit"
+            if mode == "replace"
+            else "finite-n/d theory not derived (rows are reused)"
+        )
         ax.set_title(
-            f"{mode}: train on {'this round' if mode == 'replace' else 'all rounds so far'}"
+            f"{mode}: train on {'this round' if mode == 'replace' else 'all rounds so far'}\n"
+            f"{detail}; dotted: n -> inf",
+            fontsize=9,
         )
         ax.set_xlabel("round")
     axes[0].set_ylabel("test accuracy")
     axes[1].legend(fontsize=8, loc="lower right")
-    fig.suptitle("Iterated retraining: each round's model generates the next round's data")
-    return _save(fig, out_dir, "gmm_rounds"), {"first/last round acc": summary}
+    fig.suptitle(
+        f"Iterated retraining (d = {fx['d']:g}, n = {fx['n']:g} per round, ridge generator on "
+        f"{fx['n_real']:g} real samples): each round's model generates the next round's data",
+        fontsize=10,
+    )
+    return _save(fig, out_dir, "gmm_rounds"), {
+        "first/last round acc": summary,
+        "max |sim - theory| / SE (replace)": gaps,
+    }
 
 
 def linear_phase(results_dir: str, out_dir: str):
@@ -262,12 +327,111 @@ def linear_phase(results_dir: str, out_dir: str):
     }
 
 
+def best_size(results_dir: str, out_dir: str):
+    _style()
+    fig, axes = plt.subplots(1, 3, figsize=(17, 4.8), constrained_layout=True)
+    headline = {}
+    cmap = matplotlib.colormaps["viridis"].with_extremes(bad="0.85")
+    maps = (
+        ("synthetic", "tau", "margin threshold tau", "(a) synthesized only"),
+        ("real", "n_real", "real samples n_real / d", "(b) real data mixed in"),
+    )
+    for ax, (name, yname, ylabel, title) in zip(axes[:2], maps):
+        r = _load(results_dir, f"gmm_best_size_{name}")
+        fx = r.meta["sweep"]["fixed"]
+        d = fx["d"]
+        acc = r["theory/ridge_accuracy"]  # (theta_ver, y, n)
+        limit = r["theory/infinite_data_accuracy"][..., 0]
+        nd = r.axes["n"] / d
+        best = np.max(acc, axis=-1)
+        n_star = nd[np.argmax(acc, axis=-1)]
+        # more data hurts where the best finite size beats the limit (and the grid's end)
+        finite = (best > np.maximum(limit, acc[..., -1]) + 1e-4) & (n_star < nd[-1])
+        shown = np.where(finite, np.log10(n_star), np.nan)
+        yv = r.axes[yname] / (d if yname == "n_real" else 1.0)
+        im = ax.pcolormesh(
+            r.axes["theta_ver"],
+            yv,
+            shown.T,
+            cmap=cmap,
+            vmin=np.log10(nd[0]),
+            vmax=np.log10(nd[-1]),
+            shading="auto",
+            rasterized=True,
+        )
+        loss = np.where(finite, best - limit, 0.0)
+        if np.nanmax(loss) > 0.01:
+            cs = ax.contour(
+                r.axes["theta_ver"], yv, loss.T, levels=[0.01, 0.03], colors="w", linewidths=1
+            )
+            ax.clabel(cs, fmt=lambda v: f"loss {v:g}", fontsize=7)
+        ax.axvline(math.pi / 12, color="r", lw=1.2, ls="--", label="pi/12 (Feng et al. 2024)")
+        if yname == "n_real":
+            ax.set_yscale("log")
+        ax.set_xlabel("verifier angle theta_ver (rad)")
+        ax.set_ylabel(ylabel)
+        gen = (
+            f"flips p = {fx['p']:g}" if "p" in fx else f"linear generator at {fx['theta_gen']:.3g}"
+        )
+        extra = f", tau = {fx['tau']:g}" if "tau" in fx else ""
+        ax.set_title(
+            f"{title}: {gen}, snr = {fx['snr']:g}, lam = {fx['lam']:g}{extra}\n"
+            "colour: best n*/d; grey: accuracy rises with n to the limit",
+            fontsize=9,
+        )
+        ax.legend(fontsize=7, loc="upper right")
+        i12 = int(np.argmin(np.abs(r.axes["theta_ver"] - math.pi / 12)))
+        headline[f"{name}: share of map with a finite best size"] = round(float(finite.mean()), 3)
+        headline[f"{name}: pi/12 column, finite n*/d"] = [
+            round(float(v), 3) for v in np.unique(n_star[i12][finite[i12]])
+        ][:6]
+    fig.colorbar(im, ax=axes[:2], label="log10 of the best data size n*/d")
+    ax = axes[2]
+    colors = sns.color_palette("deep", 4)
+    for i in range(2):
+        sim = _load(results_dir, f"gmm_best_size_case{i}")
+        th = _load(results_dir, f"gmm_best_size_case{i}_theory")
+        label = sim.meta["sweep"]["name"]
+        d = sim.meta["sweep"]["fixed"]["d"]
+        m, se = sim["sim_mean/acc"][:, 0], sim["sim_se/acc"][:, 0]
+        curve = th["theory/ridge_accuracy"]
+        k = int(np.argmax(curve))
+        ax.plot(th.axes["n"] / d, curve, color=colors[i], lw=1.6, label=label)
+        ax.errorbar(sim.axes["n"] / d, m, yerr=2 * se, fmt="o", ms=3.5, capsize=2, color=colors[i])
+        ax.axhline(float(th["theory/infinite_data_accuracy"][-1]), color=colors[i], ls=":", lw=1)
+        ax.plot([th.axes["n"][k] / d], [curve[k]], marker="*", ms=12, color=colors[i])
+        j = int(np.argmax(m))
+        headline[f"case {i}: theory n*/d, peak, limit"] = [
+            round(float(th.axes["n"][k] / d), 3),
+            round(float(curve[k]), 4),
+            round(float(th["theory/infinite_data_accuracy"][-1]), 4),
+        ]
+        headline[f"case {i}: simulated peak minus largest n, in SE"] = round(
+            float((m[j] - m[-1]) / math.hypot(se[j], se[-1])), 1
+        )
+        headline[f"case {i}: max |sim - theory| / SE"] = round(
+            float(np.max(np.abs(m - sim["theory/ridge_accuracy"]) / np.maximum(se, 1e-12))), 2
+        )
+    ax.set_xscale("log")
+    ax.set_xlabel("synthesized samples n / d")
+    ax.set_ylabel("test accuracy")
+    ax.set_title(
+        f"(c) more data hurts: exact theory (lines, * best size), simulation (mean +- 2 SE, "
+        f"d = {d:g}); dotted: n -> inf",
+        fontsize=9,
+    )
+    ax.legend(fontsize=7, loc="lower center")
+    fig.suptitle("Where does more synthesized data hurt? The data size n* that maximises accuracy")
+    return _save(fig, out_dir, "gmm_best_size"), headline
+
+
 FIGURES = {
     "phase": phase,
     "transition": transition,
     "datasize": datasize,
     "rounds": rounds,
     "linear_phase": linear_phase,
+    "best_size": best_size,
 }
 
 

@@ -23,6 +23,7 @@ from gmmcollapse.theory.classwise import (
 )
 from gmmcollapse.theory.estimate import (
     BreakdownEstimate,
+    clopper_pearson_interval,
     estimate_breakdown_point,
     wilson_interval,
 )
@@ -33,6 +34,7 @@ from gmmcollapse.theory.linear import (
     linear_infinite_data_accuracy,
     linear_keep_rates,
 )
+from gmmcollapse.theory.retraining import RetrainingLimit, retraining_accuracy, retraining_limit
 from gmmcollapse.theory.ridge import (
     RidgeLimit,
     clean_ridge_accuracy,
@@ -42,14 +44,23 @@ from gmmcollapse.theory.ridge import (
     shifted_mixed_ridge_accuracy,
     solve_delta,
 )
+from gmmcollapse.theory.selection import (
+    SelectionLimit,
+    finite_breakdown_point,
+    flip_linear_ridge_accuracy,
+    flip_linear_ridge_limit,
+    linear_ridge_accuracy,
+    linear_ridge_limit,
+)
 
 __all__ = [
     "BreakdownEstimate",
     "ClassLimit",
     "KeepRates",
+    "RetrainingLimit",
     "RidgeLimit",
+    "SelectionLimit",
     "bayes_accuracy",
-    # <helpers add their names below this line>
     "bivariate_normal_cdf",
     "breakdown_point",
     "class_breakdown_margin",
@@ -57,15 +68,23 @@ __all__ = [
     "class_infinite_data_limit",
     "class_is_optimal",
     "clean_ridge_accuracy",
+    "clopper_pearson_interval",
     "effective_noise",
     "estimate_breakdown_point",
+    "finite_breakdown_point",
     "flip_linear_infinite_data_accuracy",
     "flip_linear_keep_rates",
+    "flip_linear_ridge_accuracy",
+    "flip_linear_ridge_limit",
     "infinite_data_accuracy",
     "keep_fraction",
     "linear_infinite_data_accuracy",
     "linear_keep_rates",
+    "linear_ridge_accuracy",
+    "linear_ridge_limit",
     "mixed_ridge_accuracy",
+    "retraining_accuracy",
+    "retraining_limit",
     "ridge_accuracy",
     "ridge_limit",
     "shifted_mixed_ridge_accuracy",

@@ -8,35 +8,53 @@ confidence interval.
 
 Interval (a documented choice; the paper gives none):
 
-1. Wilson score intervals for ``phi`` (binomial on the ``n_correct`` correct examples) and for
-   ``psi`` (on the ``n_wrong`` wrong ones), each at level ``1 - a/2`` with ``a = 1 - confidence``
-   (Bonferroni), so that both hold together with probability at least ``confidence``.
+1. Clopper-Pearson (exact binomial) intervals for ``phi`` (binomial on the ``n_correct`` correct
+   examples) and for ``psi`` (on the ``n_wrong`` wrong ones), each at level ``1 - a/2`` with
+   ``a = 1 - confidence`` (Bonferroni), so that both hold together with probability at least
+   ``confidence``.
 2. ``p* = phi / (phi + psi)`` increases in ``phi`` and decreases in ``psi``, so on the rectangle
    ``[phi_lo, phi_hi] x [psi_lo, psi_hi]`` its range is
    ``[phi_lo / (phi_lo + psi_hi), phi_hi / (phi_hi + psi_lo)]``. This is the reported interval.
 
-It covers ``p*`` whenever both rate intervals cover their rates, so its coverage is at least
-their joint coverage. Caveats: the Wilson interval is approximate, and its coverage oscillates
-around the nominal level in ``n`` and in the true rate (it dips below it near 0 or 1 at small
-``n``). The bound therefore holds up to the Wilson error, not exactly. On the other side, the
-Bonferroni split and the projection make the interval conservative. Given the counts, the two
-rate estimates use disjoint examples and are independent, so the joint coverage is close to
-``(1 - a/2)^2 >= 1 - a``.
+It covers ``p*`` whenever both rate intervals cover their rates. Each Clopper-Pearson interval
+covers its rate with probability at least ``1 - a/2`` for every true rate and every ``n``
+(it is exact, not asymptotic), so by the union bound the joint coverage, and hence the coverage
+of ``p*``, is at least ``1 - a = confidence``: the interval is conservative, for every
+``(phi, psi, n_correct, n_wrong)``. (Given the counts the two rate estimates use disjoint
+examples and are independent, so the joint coverage is in fact at least ``(1 - a/2)^2``.) The
+tests check this by exact enumeration of all outcomes on a grid that includes near-oracle
+verifiers. The earlier Wilson-score version of this construction is *not* conservative: for
+``phi ~ 1`` and ``psi`` just below the Wilson lower bound at one kept wrong example
+(``~0.145 / n_wrong`` at 0.95) it misses ``p*`` whenever a wrong example is kept, so its coverage
+is about ``exp(-0.145) ~ 0.866`` at nominal 0.95, at every ``n_wrong``: the Wilson interval
+undercovers near rates 0 and 1. :func:`wilson_interval` stays available as a
+separate helper, but the estimate does not use it.
+
+The beta quantiles behind Clopper-Pearson are found by bisection on the float64 bit pattern
+with ``jax.scipy.special.betainc``, so everything stays traceable (``jit``, ``vmap``, a traced
+``confidence``); the bounds are accurate to ``betainc``'s own rounding, and the bisection keeps
+the side that widens the interval.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import Array
-from jax.scipy.special import ndtri
+from jax import Array, lax
+from jax.scipy.special import betainc
 from jax.typing import ArrayLike
 
-from gmmcollapse._validate import check_range, is_concrete
+from gmmcollapse._validate import check_int, check_range, is_concrete
 
-__all__ = ["BreakdownEstimate", "estimate_breakdown_point", "wilson_interval"]
+__all__ = [
+    "BreakdownEstimate",
+    "clopper_pearson_interval",
+    "estimate_breakdown_point",
+    "wilson_interval",
+]
 
 
 class BreakdownEstimate(NamedTuple):
@@ -50,10 +68,12 @@ class BreakdownEstimate(NamedTuple):
             (``phi = psi = 0``): ``p*`` is then undefined, but the interval is still valid.
         lower: lower confidence bound ``phi_lo / (phi_lo + psi_hi)``.
         upper: upper confidence bound ``phi_hi / (phi_hi + psi_lo)``. ``[lower, upper]`` covers
-            the true ``p*`` with probability ``>= confidence``, up to the Wilson approximation.
+            the true ``p*`` with probability ``>= confidence`` (exactly, for every true rate and
+            sample size: Clopper-Pearson + Bonferroni).
         phi: keep rate among correct examples, ``#(correct & kept) / #correct``.
         psi: keep rate among wrong examples, ``#(~correct & kept) / #wrong``.
-        phi_interval: ``[phi_lo, phi_hi]``, the Wilson interval at level ``1 - (1 - confidence)/2``.
+        phi_interval: ``[phi_lo, phi_hi]``, the Clopper-Pearson interval at level
+            ``1 - (1 - confidence)/2``.
         psi_interval: ``[psi_lo, psi_hi]``, the same for ``psi``.
         n_correct: number of correct examples (integer).
         n_wrong: number of wrong examples (integer).
@@ -80,7 +100,9 @@ def wilson_interval(successes: ArrayLike, n: ArrayLike, z: ArrayLike) -> tuple[A
     with ``z`` the two-sided normal quantile (Wilson 1927; Brown, Cai & DasGupta, *Stat. Sci.*
     2001). The bounds are clipped to [0, 1], which only removes rounding error: exactly, the
     lower bound is 0 at ``k = 0`` and the upper bound is 1 at ``k = n``. NaN when ``n = 0``.
-    Unvalidated helper; broadcasts.
+    Unvalidated helper; broadcasts. Approximate: its coverage can fall well below the nominal
+    level near rates 0 and 1, so :func:`estimate_breakdown_point` uses
+    :func:`clopper_pearson_interval` instead.
     """
     k = jnp.asarray(successes, jnp.float64)
     n = jnp.asarray(n, jnp.float64)
@@ -96,6 +118,109 @@ def wilson_interval(successes: ArrayLike, n: ArrayLike, z: ArrayLike) -> tuple[A
     lo = jnp.where(ok, jnp.clip(centre - half, 0.0, 1.0), jnp.nan)
     hi = jnp.where(ok, jnp.clip(centre + half, 0.0, 1.0), jnp.nan)
     return lo, hi
+
+
+# Bit pattern of 1.0 in float64. Non-negative float64s are ordered like their int64 bit patterns,
+# so bisecting on the integers 0 .. _ONE_BITS visits every float in [0, 1] and ends on adjacent
+# floats after 62 halvings (_ONE_BITS < 2**62, and a width w <= 2**m becomes <= 2**(m-1)).
+_ONE_BITS = 0x3FF0000000000000
+_BISECTIONS = 62
+
+
+@jax.jit  # compiled once per shape; eager calls would otherwise re-trace the loop each time
+def _beta_quantile_below(q: Array, a: Array, b: Array) -> Array:
+    """Largest float64 ``x`` in ``[0, 1)`` with ``I_x(a, b) < q``: the ``q`` quantile of
+    ``Beta(a, b)``, rounded down. Needs ``0 < q <= 1``, ``a, b > 0``; NaN where ``q`` is NaN.
+    Arguments must already have one shape."""
+
+    def body(_, state):
+        lo, hi = state
+        mid = lo + (hi - lo) // 2
+        below = betainc(a, b, lax.bitcast_convert_type(mid, jnp.float64)) < q
+        return jnp.where(below, mid, lo), jnp.where(below, hi, mid)
+
+    lo = jnp.zeros(q.shape, jnp.int64)
+    hi = jnp.full(q.shape, _ONE_BITS, jnp.int64)
+    lo, _ = lax.fori_loop(0, _BISECTIONS, body, (lo, hi))
+    return jnp.where(jnp.isnan(q), jnp.nan, lax.bitcast_convert_type(lo, jnp.float64))
+
+
+def _clopper_pearson(k: Array, n: Array, tail: Array) -> tuple[Array, Array]:
+    """Clopper-Pearson bounds with miss probability ``tail`` on each side (float64 inputs of one
+    shape). Both bounds come from a single lower-tail beta quantile call: the upper bound is
+    ``1 - `` the ``tail`` quantile of ``Beta(n - k, k + 1)`` (symmetry), which is accurate where
+    it is close to 1."""
+    ok = n > 0
+    has_lo = ok & (k > 0)
+    has_hi = ok & (k < n)
+    # Safe shape parameters (>= 1) where a bound is fixed by an edge case.
+    a = jnp.stack([jnp.where(has_lo, k, 1.0), jnp.where(has_hi, n - k, 1.0)], axis=-1)
+    b = jnp.stack([jnp.where(has_lo, n - k + 1.0, 1.0), jnp.where(has_hi, k + 1.0, 1.0)], axis=-1)
+    t = jnp.stack([tail, tail], axis=-1)
+    x = _beta_quantile_below(t, a, b)
+    lo = jnp.where(has_lo, x[..., 0], 0.0)
+    hi = jnp.where(has_hi, 1.0 - x[..., 1], 1.0)
+    lo = jnp.where(ok, lo, jnp.nan)
+    hi = jnp.where(ok, hi, jnp.nan)
+    return lo, hi
+
+
+def clopper_pearson_interval(
+    successes: ArrayLike, n: ArrayLike, confidence: ArrayLike = 0.95
+) -> tuple[Array, Array]:
+    r"""Clopper-Pearson (exact binomial) interval for a binomial proportion.
+
+    With ``k`` successes in ``n`` trials and ``t = (1 - confidence) / 2``, the bounds are the beta
+    quantiles
+
+    .. math::
+        q_{lo} = B^{-1}(t;\, k,\, n - k + 1), \qquad q_{hi} = B^{-1}(1 - t;\, k + 1,\, n - k),
+
+    i.e. the rates at which ``P(K >= k) = t`` and ``P(K <= k) = t`` (Clopper & Pearson,
+    *Biometrika* 1934). Its coverage is at least ``confidence`` for every true rate and every
+    ``n`` (it is conservative, unlike Wilson's). Edge cases: ``q_lo = 0`` at ``k = 0`` and
+    ``q_hi = 1`` at ``k = n``, exactly; both bounds are NaN when ``n = 0`` (no trial, no
+    estimate), as for :func:`wilson_interval`. Float64; broadcasts over all three arguments;
+    works under ``jit`` and ``vmap`` with traced arguments (the quantiles are found by bisection
+    with ``jax.scipy.special.betainc``, to its rounding, and rounded outwards). Not
+    differentiable in a useful way (the bounds are step functions of ``confidence`` on the float
+    grid).
+
+    Args:
+        successes: number of successes ``k``, a whole number in ``[0, n]``.
+        n: number of trials, a whole number ``>= 0``.
+        confidence: two-sided level in (0, 1).
+
+    Returns:
+        ``(lower, upper)``, each of the broadcast shape.
+
+    Raises:
+        ValueError: concrete arguments out of range (``n`` or ``successes`` negative or not
+            whole, ``successes > n``, ``confidence`` outside (0, 1)). Traced arguments are not
+            checked.
+
+    Example:
+        >>> lo, hi = clopper_pearson_interval(3, 10, 0.95)
+        >>> round(float(lo), 6), round(float(hi), 6)
+        (0.06674, 0.652453)
+    """
+    check_int("n", n, 0)
+    check_int("successes", successes, 0)
+    check_range("confidence", confidence, 0.0, 1.0, lo_open=True, hi_open=True)
+    if is_concrete(successes) and is_concrete(n):
+        kk, nn = np.broadcast_arrays(np.asarray(successes, np.float64), np.asarray(n, np.float64))
+        if (kk > nn).any():
+            bad = int(np.flatnonzero((kk > nn).ravel())[0])
+            raise ValueError(
+                f"successes must be a whole number in [0, n], got {kk.flat[bad]:g} > "
+                f"n = {nn.flat[bad]:g}"
+            )
+    k, n, c = jnp.broadcast_arrays(
+        jnp.asarray(successes, jnp.float64),
+        jnp.asarray(n, jnp.float64),
+        jnp.asarray(confidence, jnp.float64),
+    )
+    return _clopper_pearson(k, n, 0.5 * (1.0 - c))
 
 
 def _check_flags(name: str, x) -> None:
@@ -122,7 +247,10 @@ def estimate_breakdown_point(
         \hat p^* = \frac{\hat\phi}{\hat\phi + \hat\psi},
 
     and the interval ``[phi_lo/(phi_lo + psi_hi), phi_hi/(phi_hi + psi_lo)]`` comes from the
-    Bonferroni-adjusted Wilson intervals of the two rates (module docstring). All entries are
+    Bonferroni-adjusted Clopper-Pearson intervals of the two rates (each at level
+    ``1 - (1 - confidence)/2``; module docstring). Its coverage of the true ``p*`` is at least
+    ``confidence`` for every true ``(phi, psi)`` and every sample size (conservative; checked by
+    exact enumeration in the tests). All entries are
     pooled: arrays of any shape count as one sample. For many samples, use ``jax.vmap`` over a
     leading axis.
 
@@ -184,13 +312,19 @@ def estimate_breakdown_point(
     total = phi + psi
     p_star = jnp.where(total > 0, phi / jnp.where(total > 0, total, 1.0), nan)
 
-    # Bonferroni: each rate interval has miss probability (1 - confidence)/2 and is two-sided,
-    # so z is the 1 - (1 - confidence)/4 normal quantile.
+    # Bonferroni: each rate interval has miss probability a/2 = (1 - confidence)/2 and is
+    # two-sided, so each of its tails has a/4. Both rates go through one quantile call.
     a = 1.0 - jnp.asarray(confidence, jnp.float64)
-    z = ndtri(1.0 - a / 4.0)
-    phi_lo, phi_hi = wilson_interval(kept_correct, n_correct, z)
-    psi_lo, psi_hi = wilson_interval(kept_wrong, n_wrong, z)
-    # The Wilson upper bounds are > 0 for every finite n, so both denominators are positive.
+    shape = jnp.shape(a) + (2,)  # (a non-scalar confidence broadcasts, as before)
+    lo, hi = _clopper_pearson(
+        jnp.broadcast_to(jnp.stack([kept_correct, kept_wrong]).astype(jnp.float64), shape),
+        jnp.broadcast_to(jnp.stack([n_correct, n_wrong]).astype(jnp.float64), shape),
+        jnp.broadcast_to(jnp.expand_dims(a / 4.0, -1), shape),
+    )
+    phi_lo, psi_lo = lo[..., 0], lo[..., 1]
+    phi_hi, psi_hi = hi[..., 0], hi[..., 1]
+    # The upper bounds are > 0 whenever n > 0 (at k = 0 it is 1 - (a/4)^(1/n)), so both
+    # denominators are positive.
     lower = phi_lo / (phi_lo + psi_hi)
     upper = phi_hi / (phi_hi + psi_lo)
     return BreakdownEstimate(

@@ -225,6 +225,24 @@ class _Moments(NamedTuple):
     s_ff: Array
 
 
+def _wedge_scalars(c1: Array, c2: Array, rho: Array, s: Array):
+    """The scalar pieces of the wedge moments (see :func:`_wedge_moments`).
+
+    ``c1``, ``c2`` are the (clipped) offsets, ``rho = u1 . u2`` and ``s`` the floored
+    ``sqrt(1 - rho^2)``. Returns ``(P(R), q1, q2, r1, r2)`` with
+    ``q_i = phi(c_i) Phi(-t_i)`` (``= E[delta(U_i - c_i) 1{U_j > c_j}]``) and
+    ``r_i = phi(c_i) phi(t_i)``, ``t1 = (c2 - rho c1)/s``, ``t2 = (c1 - rho c2)/s``.
+    """
+    prob = _bvn(-c1, -c2, rho)
+    t1 = (c2 - rho * c1) / s
+    t2 = (c1 - rho * c2) / s
+    # One stacked ndtr / pdf call each (smaller XLA graph, faster compiles).
+    pdf = _npdf(jnp.stack([c1, c2, t1, t2], axis=-1))
+    cdf = ndtr(jnp.stack([-t1, -t2], axis=-1))
+    g1, g2 = pdf[..., 0], pdf[..., 1]
+    return prob, g1 * cdf[..., 0], g2 * cdf[..., 1], g1 * pdf[..., 2], g2 * pdf[..., 3]
+
+
 def _wedge_moments(alpha1: Array, c1: Array, alpha2: Array, c2: Array) -> _Moments:
     r"""Moments of ``Z ~ N(0, I_2)`` over the wedge ``R = {u1 . Z > c1, u2 . Z > c2}``.
 
@@ -268,17 +286,7 @@ def _wedge_moments(alpha1: Array, c1: Array, alpha2: Array, c2: Array) -> _Momen
     n1e, n1f = -turn * u1f, turn * u1e
     n2e, n2f = turn * u2f, -turn * u2e
 
-    prob = _bvn(-c1, -c2, rho)
-    t1 = (c2 - rho * c1) / s
-    t2 = (c1 - rho * c2) / s
-    # One stacked ndtr / pdf call each (smaller XLA graph, faster compiles).
-    pdf = _npdf(jnp.stack([c1, c2, t1, t2], axis=-1))
-    cdf = ndtr(jnp.stack([-t1, -t2], axis=-1))
-    g1, g2 = pdf[..., 0], pdf[..., 1]
-    q1 = g1 * cdf[..., 0]  # E[delta(U1 - c1) 1{U2 > c2}]
-    q2 = g2 * cdf[..., 1]
-    r1 = g1 * pdf[..., 2]
-    r2 = g2 * pdf[..., 3]
+    prob, q1, q2, r1, r2 = _wedge_scalars(c1, c2, rho, s)
 
     m_e = u1e * q1 + u2e * q2
     m_f = u1f * q1 + u2f * q2

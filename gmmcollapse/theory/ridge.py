@@ -37,8 +37,10 @@ differentiation.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import NamedTuple
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array, lax
@@ -81,7 +83,8 @@ class RidgeLimit(NamedTuple):
 def _delta_residual(delta, eta, lam, pi, sigma2):
     # G(delta) = delta (sum_g pi_g s_g / (1 + s_g delta) + lam) - eta; strictly increasing,
     # G(0) = -eta < 0 and G(eta / lam) >= 0, so the root is unique and bracketed.
-    s = jnp.sum(pi * sigma2 / (1.0 + sigma2 * delta), axis=-1)
+    # delta has the batch shape; the group axis is the last axis of pi and sigma2
+    s = jnp.sum(pi * sigma2 / (1.0 + sigma2 * delta[..., None]), axis=-1)
     return delta * (s + lam) - eta
 
 
@@ -94,7 +97,7 @@ def _newton_bisect(eta, lam, pi, sigma2, tol=1e-14, max_iter=200):
         x, lo, hi, it, _ = state
         g = _delta_residual(x, eta, lam, pi, sigma2)
         # G'(delta) = sum_g pi_g s_g / (1 + s_g delta)^2 + lam  > 0
-        dg = jnp.sum(pi * sigma2 / (1.0 + sigma2 * x) ** 2, axis=-1) + lam
+        dg = jnp.sum(pi * sigma2 / (1.0 + sigma2 * x[..., None]) ** 2, axis=-1) + lam
         lo = jnp.where(g < 0, x, lo)
         hi = jnp.where(g > 0, x, hi)
         newton = x - g / dg
@@ -217,7 +220,7 @@ def ridge_limit(
     closed form; otherwise (or when ``sigma`` is traced) the Newton solver runs.
     """
     check_range("n_real", n_real, 0.0)
-    check_range("n_syn", n_syn, 0.0)
+    check_range("n_syn", n_syn, 0.0, allow_inf=True)
     _check_common(d, snr, lam)
     check_rates(p, phi, psi)
     check_range("beta", beta)
@@ -230,15 +233,23 @@ def ridge_limit(
     ):
         raise ValueError("n_real + n_syn must be > 0 (no training samples)")
     one_level = is_concrete(sigma) and bool(np.all(np.asarray(sigma, float) == 1.0))
-    n_real, n_syn, d, snr, p, phi, psi, lam, beta, gamma, sigma = map(
-        _f, (n_real, n_syn, d, snr, p, phi, psi, lam, beta, gamma, sigma)
-    )
+    args = map(_f, (n_real, n_syn, d, snr, p, phi, psi, lam, beta, gamma, sigma))
+    return _ridge_limit(one_level, *args)
+
+
+@partial(jax.jit, static_argnums=0)  # one compile per shape; eager calls re-trace the solver
+def _ridge_limit(one_level, n_real, n_syn, d, snr, p, phi, psi, lam, beta, gamma, sigma):
+    # fractions of N = n_real + n_syn; n_syn = inf is the infinite-data limit (eta = 0,
+    # the real rows negligible)
     total = n_real + n_syn
+    many = jnp.isinf(n_syn)
+    frac_real = jnp.where(many, 0.0, n_real / total)
+    frac_syn = jnp.where(many, 1.0, n_syn / total)
     eta = d / total
     groups = jnp.broadcast_arrays(
-        n_real / total,
-        n_syn * (1 - p) * phi / total,
-        n_syn * p * psi / total,  # pi_g
+        frac_real,
+        frac_syn * (1 - p) * phi,
+        frac_syn * p * psi,  # pi_g
         snr,
         beta * snr,
         beta * snr,  # m_e
@@ -348,14 +359,16 @@ def ridge_accuracy(
     ``n`` counts every synthesized sample, pruned or kept (PAPER.md 1.2); the label error is
     ``p``, the verifier keeps correct labels with probability ``phi`` and wrong ones with
     ``psi``. Signed: below 1/2 when ``p > p*``. Limits: ``n/d -> inf`` gives
-    :func:`infinite_data_accuracy`; ``p = 0`` (or ``psi = 0``) gives clean-label ridge on
-    ``alpha n`` samples. Same as ``mixed_ridge_accuracy(0, n, ...)``; see there for the formula.
+    :func:`infinite_data_accuracy` (``n = inf`` is that limit); ``p = 0`` (or ``psi = 0``)
+    gives clean-label ridge on the ``alpha n`` kept samples with the rescaled ridge
+    ``lam / alpha`` (``N = n`` counts the pruned samples, so ``X^T Q X / n = alpha X_k^T X_k /
+    (alpha n)``). Same as ``mixed_ridge_accuracy(0, n, ...)``; see there for the formula.
 
     Example:
         >>> round(float(ridge_accuracy(1600, 400, 2.0, 0.3, 0.5, 0.5, 0.5)), 4)
         0.7793
     """
-    check_range("n", n, 0.0, lo_open=True)
+    check_range("n", n, 0.0, lo_open=True, allow_inf=True)
     return ridge_limit(0.0, n, d, snr, p, phi, psi, lam).accuracy
 
 
