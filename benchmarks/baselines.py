@@ -45,7 +45,7 @@ def numpy_run(rng, n, d, snr, p, phi, psi, lam, sklearn=False):
 
 
 def scalar_mixed(n_real, n_syn, d, snr, p, phi, psi, lam):
-    """PAPER.md 1.2's reduction and closed form for one point, in plain Python."""
+    """the proportional-regime (arXiv 2406.07515, 2410.08942) reduction and closed form for one point, in plain Python."""
     alpha = (1 - p) * phi + p * psi
     nk = n_real + alpha * n_syn
     eps = p * psi * n_syn / nk
@@ -106,3 +106,35 @@ def numpy_linear_verifier_run(rng, n, d, snr, p, theta_ver, tau, lam):
     xk, yk = x[score >= tau], yt[score >= tau]
     w = np.linalg.solve(xk.T @ xk / n + lam * np.eye(d, dtype=np.float32), xk.T @ yk / n)
     return norm.cdf(snr * w[0] / np.linalg.norm(w))
+
+
+def median(xs) -> float:
+    """The median of ``xs`` as a float (NaN when empty)."""
+    return float(np.median(xs)) if len(xs) else float("nan")
+
+
+class JaxMatmulPeak:
+    """The machine's JAX matmul rate (GFLOP/s) in ``dtype``: the best of single jitted
+    n x n ``a @ b`` over ``sizes`` (a size may repeat), each timed to ``block_until_ready``."""
+
+    def __init__(self, sizes, dtype="float32"):
+        import jax
+        import jax.numpy as jnp
+
+        rng = np.random.default_rng(0)
+        self.sizes, self.dtype = tuple(sizes), dtype
+        self.mats = {
+            n: tuple(jnp.asarray(rng.standard_normal((n, n), np.float32), dtype) for _ in range(2))
+            for n in set(self.sizes)
+        }
+        self.f = jax.jit(lambda a, b: a @ b)
+        for ab in self.mats.values():  # compile
+            self.f(*ab).block_until_ready()
+
+    def rate(self) -> float:
+        best = 0.0
+        for n in self.sizes:
+            t = time.perf_counter()
+            self.f(*self.mats[n]).block_until_ready()
+            best = max(best, 2 * n**3 / (time.perf_counter() - t) / 1e9)
+        return best

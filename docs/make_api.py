@@ -7,10 +7,10 @@ import inspect
 from pathlib import Path
 
 import gmmcollapse
-from gmmcollapse import eigen, feedback, gmm, models, pipeline, summarize, sweep, theory
+from gmmcollapse import eigen, feedback, gmm, models, pipeline, store, summarize, theory
 from gmmcollapse.eigen import experiment as eigen_experiment
 from gmmcollapse.experiments import gmm as experiments
-from gmmcollapse.gmm import fast, paths, projected
+from gmmcollapse.gmm import fast, paths, projected, sweep
 from gmmcollapse.summarize import experiment as summarize_experiment
 
 MODULES = [
@@ -21,6 +21,7 @@ MODULES = [
     projected,
     feedback,
     sweep,
+    store,
     experiments,
     pipeline,
     models,

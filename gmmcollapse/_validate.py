@@ -13,17 +13,18 @@ sweep driver does, on the whole grid, before compiling).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
 import jax
 import numpy as np
 
 __all__ = [
+    "check_choice",
     "check_int",
     "check_not_both_zero",
     "check_range",
     "check_strings",
-    "claim_directory",
     "is_concrete",
 ]
 
@@ -96,6 +97,24 @@ def check_int(name: str, value: Any, lo: int = 1, hi: float = math.inf) -> None:
         raise ValueError(f"{name} must be a whole number >= {lo}, got {_fmt(float(example))}")
 
 
+def check_choice(name: str, value: Any, allowed: Iterable[Any]) -> None:
+    """Raise ``ValueError`` unless ``value`` is one of ``allowed`` (a sequence, set or dict keys).
+
+    The message lists the choices in the order given, e.g.
+    ``data must be one of replace, accumulate, got 'keep'``.
+
+    Example:
+        >>> check_choice("data", "replace", ("replace", "accumulate"))
+        >>> check_choice("data", "keep", ("replace", "accumulate"))
+        Traceback (most recent call last):
+        ...
+        ValueError: data must be one of replace, accumulate, got 'keep'
+    """
+    allowed = list(allowed)
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(map(str, allowed))}, got {value!r}")
+
+
 def check_not_both_zero(name_a: str, a: Any, name_b: str, b: Any) -> None:
     """Reject points where ``a`` and ``b`` are both zero (e.g. phi = psi = 0: nothing kept)."""
     if a is None or b is None or not (is_concrete(a) and is_concrete(b)):
@@ -116,30 +135,3 @@ def check_strings(name: str, texts: Any) -> list[str]:
         if not isinstance(t, str):
             raise TypeError(f"{name} must hold strings, got {type(t).__name__} (entry {i})")
     return texts
-
-
-def claim_directory(directory: str, filename: str, fingerprint: dict, what: str, hint: str) -> None:
-    """Record ``fingerprint`` in ``directory/filename``, or check that it matches the one there.
-
-    Makes the directory if needed. A mismatch raises ``ValueError`` naming the differing keys,
-    so a resumable job never mixes two configurations (``what`` and ``hint`` word the message).
-    """
-    import json
-    import os
-
-    os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, filename)
-    fp = json.loads(json.dumps(fingerprint))  # normalise tuples etc.
-    if os.path.exists(path):
-        with open(path) as f:
-            old = json.load(f)
-        if old != fp:
-            diff = sorted(k for k in set(old) | set(fp) if old.get(k) != fp.get(k))
-            raise ValueError(
-                f"{what} {directory} holds a different run (differs in {', '.join(diff)}); {hint}"
-            )
-        return
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(fp, f, indent=1)
-    os.replace(tmp, path)

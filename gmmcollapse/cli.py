@@ -14,6 +14,9 @@ import os
 import sys
 import time
 
+from gmmcollapse import store
+from gmmcollapse.experiments import MODEL_EXPERIMENTS
+
 __all__ = ["main"]
 
 # theory functions the CLI can evaluate, in print order
@@ -202,7 +205,7 @@ def _cmd_theory(args) -> int:
         )
         return 2
     if args.json:
-        print(json.dumps({k: _jsonable(v) for k, v in values.items()}))
+        print(store.dumps({k: _jsonable(v) for k, v in values.items()}))
     else:
         width = max(map(len, values))
         for k, v in values.items():
@@ -281,9 +284,9 @@ def _cmd_simulate(args) -> int:
     keys = jax.random.split(jax.random.key(args.seed), args.seeds)
     # seeds run in chunks that fit a 1 GiB budget (the sweep's memory model), all chunks one
     # compiled program (the last one padded); every seed keeps its key whatever the chunking
-    from gmmcollapse.sweep import _run_bytes
+    from gmmcollapse.gmm.sweep import run_bytes
 
-    chunk = int(max(1, min(args.seeds, 2**30 // max(1, _run_bytes(chosen.path, chosen.spec)))))
+    chunk = int(max(1, min(args.seeds, 2**30 // max(1, run_bytes(chosen.path, chosen.spec)))))
     run = jax.jit(jax.vmap(chosen.simulate, in_axes=(0, None, None)), static_argnums=2)
     parts = []
     for start in range(0, args.seeds, chunk):
@@ -400,7 +403,7 @@ def _cmd_sweep(args) -> int:
         jax.distributed.initialize(**{k: v for k, v in kw.items() if v is not None})
 
     from gmmcollapse.gmm.predict import predict
-    from gmmcollapse.sweep import Sweep, dry_run, run_sweep
+    from gmmcollapse.gmm.sweep import Sweep, dry_run, run_sweep
 
     axes = dict(_parse_axis(a) for a in args.axis)
     fixed = {}
@@ -488,7 +491,15 @@ def _parse_overrides(items: list[str], config_cls) -> dict:
     import typing
 
     hints = typing.get_type_hints(config_cls)
-    fields = {f.name: _type_name(hints[f.name]) for f in dataclasses.fields(config_cls)}
+    fields = {}
+    for f in dataclasses.fields(config_cls):
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):  # an embedded config: its fields as "name.field"
+            sub_hints = typing.get_type_hints(tp)
+            fields |= {f"{f.name}.{g.name}": _type_name(sub_hints[g.name])
+                       for g in dataclasses.fields(tp)}  # fmt: skip
+        else:
+            fields[f.name] = _type_name(tp)
     out = {}
     for item in items:
         key, sep, text = item.partition("=")
@@ -531,129 +542,11 @@ def _convert(text: str, kind: str):
     return text
 
 
-def _print_eigen_plan(cfg) -> None:
-    from gmmcollapse.eigen.experiment import memory_estimate, strategies
-
-    mem = memory_estimate(cfg)
-    mc = cfg.model_config()
-    fl = mc.flops_per_example()
-    n_models = 1 + len(strategies(cfg)) + len(cfg.curve_strategies) * len(cfg.sizes)
-    print(f"eigen {cfg.scale}: {cfg.k}x{cfg.k} matrices, {cfg.encoding}, tau = {cfg.tau:g}")
-    print(
-        f"  model: {mc.enc_layers}+{mc.dec_layers} layers, width {mc.width}, {mc.heads} heads, "
-        f"ff {mc.ff}: {mem['params'] / 1e6:.2f}M parameters, "
-        f"{fl['train'] / 1e6:.1f} MFLOP per training example"
-    )
-    print(
-        f"  generator: {cfg.n_real} real pairs, {cfg.gen_steps} steps x {cfg.batch_size}; "
-        f"{cfg.n_syn} synthesized inputs x beam {cfg.beam}; {n_models - 1} retrained models "
-        f"x {cfg.retrain_steps} steps; {cfg.rounds} round(s)"
-    )
-    total_ex = cfg.batch_size * (cfg.gen_steps + (n_models - 1) * cfg.retrain_steps)
-    print(f"  training: {total_ex * fl['train'] / 1e15:.3g} PFLOP in all")
-    print(
-        f"  memory per device: training {_bytes(mem['train_bytes'])}, "
-        f"beam decoding {_bytes(mem['decode_bytes'])}; host memory for the data "
-        f"{_bytes(mem['host_data_bytes'])}"
-    )
-    if cfg.notes:
-        print(f"  notes: {cfg.notes}")
-
-
-def _eigen_summary(res: dict) -> None:
-    tau = f"{res['config']['tau']:g}"
-    gen = res["generator"]["acc"][tau]
-    w = res["warmup"]
-    print(f"accuracy at tolerance {float(tau):.1%} on {res['config']['n_test']} held-out matrices")
-    print(f"  generator                {gen:7.1%}")
-    for k in ("greedy", "oracle_best_of_k", "lowest_perplexity"):
-        print(f"  warm-up {k:<17}{w[k][tau]:7.1%}")
-    print(f"  {'strategy':<24}{'p*':>7}{'kept':>9}{'acc':>8}")
-    for name, s in res["strategies"].items():
-        acc = (s.get("acc") or {}).get(tau)
-        ps = s.get("p_star")
-        print(
-            f"  {name:<24}{'-' if ps is None else f'{ps:.3f}':>7}{s['n_selected']:>9}"
-            f"{'-' if acc is None else f'{acc:.1%}':>8}"
-        )
-
-
-def _print_summarize_plan(cfg) -> None:
-    from gmmcollapse.summarize.experiment import strategies
-
-    mc = cfg.model_config(cfg.vocab_size)
-    fl = mc.flops_per_example()
-    n_models = 3 + len(strategies(cfg))
-    data = "the built-in corpus" if cfg.data is None else cfg.data
-    print(
-        f"summarize {cfg.scale}: {data}, {cfg.n_pairs or 'all'} training pairs, {cfg.n_test} test"
-    )
-    print(
-        f"  model: {mc.enc_layers}+{mc.dec_layers} layers, width {mc.width}, {mc.heads} heads, "
-        f"ff {mc.ff}, vocabulary {cfg.vocab_size}, articles cut at {cfg.src_len} tokens: "
-        f"{mc.param_count() / 1e6:.2f}M parameters"
-    )
-    print(
-        f"  generator on {cfg.gen_fraction:.1%} of the pool, verifier on "
-        f"{cfg.verifier_fraction:.1%}; greedy + beam {cfg.beam} on the rest; "
-        f"{len(cfg.selectors)} selectors x rates {', '.join(f'{r:g}' for r in cfg.rates)}"
-    )
-    total_ex = cfg.batch_size * cfg.steps * n_models
-    print(
-        f"  {n_models} models x {cfg.steps} steps x {cfg.batch_size}: "
-        f"{total_ex * fl['train'] / 1e15:.3g} PFLOP of training in all"
-    )
-    if cfg.notes:
-        print(f"  notes: {cfg.notes}")
-
-
-def _summarize_summary(res: dict) -> None:
-    n = res["config"]["n_test"]
-    print(f"ROUGE-1 / 2 / L on {n} held-out articles")
-    for k in ("generator", "human_full", "verifier_model"):
-        m = res[k]
-        if m is None:
-            continue
-        print(f"  {k:<22}{m['rouge1']:8.4f}{m['rouge2']:8.4f}{m['rougeL']:8.4f}")
-    print(f"  {'selector':<22}{'rate':>6}{'p*':>7}{'kept':>8}{'ROUGE-1':>9}{'vs gen':>16}")
-    for name, per_rate in res["selectors"].items():
-        for rate, v in per_rate.items():
-            ps, r1, d = v.get("p_star"), v.get("rouge1"), v.get("vs_generator")
-            vs = "" if d is None else f"{d['delta']:+.4f} +- {d['se'] or math.nan:.4f}"
-            print(
-                f"  {name:<22}{rate:>6}{'-' if ps is None else f'{ps:.3f}':>7}"
-                f"{v['n_selected']:>8}{'-' if r1 is None else f'{r1:.4f}':>9}{vs:>18}"
-            )
-    rho = res.get("spearman") or {}
-    print(
-        f"  Spearman(p*, ROUGE-1) = {rho.get('rho')} (p = {rho.get('pvalue')}, n = {rho.get('n')})"
-    )
-    for rate, w in (res.get("spearman_within_rate") or {}).items():
-        print(f"    at rate {rate}: {w.get('rho')} (p = {w.get('pvalue')}, n = {w.get('n')})")
-
-
-#: the model experiments: command -> (experiment module, plots module, plan, summary)
-_MODEL_EXPERIMENTS = {
-    "eigen": ("gmmcollapse.eigen.experiment", "gmmcollapse.plots.eigen", _print_eigen_plan,
-              _eigen_summary),
-    "summarize": ("gmmcollapse.summarize.experiment", "gmmcollapse.plots.summarize",
-                  _print_summarize_plan, _summarize_summary),
-}  # fmt: skip
-
-
-def _experiment_modules(command: str, plots_only: bool = False):
-    """(experiment module, plots module, plan, summary) of a command; the experiment module
-    (JAX, models) is imported only when needed."""
-    import importlib
-
-    exp, plots, plan, summary = _MODEL_EXPERIMENTS[command]
-    exp = None if plots_only else importlib.import_module(exp)
-    return exp, importlib.import_module(plots), plan, summary
-
-
 def _cmd_experiment(args) -> int:
     """``gmmcollapse eigen`` / ``gmmcollapse summarize``: plan, run, figures, summary."""
-    exp, plots, plan, summary = _experiment_modules(args.command, plots_only=args.figures_only)
+    from gmmcollapse.experiments import load
+
+    exp, plots = load(args.command, plots_only=args.figures_only)
     t0 = time.time()
     if args.figures_only:  # only reads OUT/results.json: no config, no data needed
         out = args.out or os.path.join("results", args.command, args.scale)
@@ -670,7 +563,7 @@ def _cmd_experiment(args) -> int:
         if data and not data.startswith("hf:"):
             overrides["data"] = os.path.abspath(data)  # the run must find it when resumed
         cfg = exp.make_config(args.scale, **overrides)
-        plan(cfg)
+        print(exp.describe(cfg))
         if args.dry_run:
             return 0
         out = args.out or os.path.join("results", args.command, cfg.scale)
@@ -679,18 +572,19 @@ def _cmd_experiment(args) -> int:
     for name in plots.FIGURES:
         paths, _ = plots.draw(name, out, figs)
         print(f"figure {paths[0]}")
-    summary(res)
+    print(exp.report(res) if exp is not None else load(args.command)[0].report(res))
     print(f"done in {time.time() - t0:.1f} s; results in {os.path.join(out, 'results.json')}")
     return 0
 
 
 def _cmd_reproduce(args) -> int:
+    from gmmcollapse.experiments import MODEL_EXPERIMENTS, load
     from gmmcollapse.experiments.gmm import EXPERIMENTS, run_experiment
     from gmmcollapse.plots.gmm import draw
 
     domains = {"gmm": list(EXPERIMENTS)}
-    for command in _MODEL_EXPERIMENTS:
-        domains[command] = list(_experiment_modules(command, plots_only=True)[1].FIGURES)
+    for command in MODEL_EXPERIMENTS:
+        domains[command] = list(load(command, plots_only=True)[1].FIGURES)
     if args.only not in (None, *domains):
         raise ValueError(f"only must be one of {', '.join(domains)}, got {args.only!r}")
     names = [(d, n) for d in ([args.only] if args.only else domains) for n in domains[d]]
@@ -713,7 +607,7 @@ def _cmd_reproduce(args) -> int:
                 run_experiment(name, args.scale, gmm_dir, progress=not args.quiet)
             paths, headline = draw(name, gmm_dir, args.out)
         else:
-            exp, plots, _, _ = _experiment_modules(domain, plots_only=args.figures_only)
+            exp, plots = load(domain, plots_only=args.figures_only)
             run_dir = os.path.join(args.results, domain, args.scale)
             if not args.figures_only and domain not in done:
                 exp.run(exp.make_config(args.scale), run_dir, progress=not args.quiet, log=None)
@@ -856,46 +750,30 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_sw.set_defaults(func=_cmd_sweep, seeds=16)
 
-    p_eig = _add_experiment_parser(
-        sub,
-        "eigen",
-        help="experiment 1: a transformer computing eigenvalues, synthesize -> verify -> retrain",
-        description="Train a generator transformer on real (matrix, eigenvalues) pairs, "
-        "synthesize answers for fresh matrices (greedy and beam search), select them with "
-        "each verifier, retrain a fresh model per selection and evaluate.",
-        example="--set n_syn=20000 --set sizes=5000,10000",
-        config="gmmcollapse.eigen.experiment.EigenConfig",
-    )
-    p_sum = _add_experiment_parser(
-        sub,
-        "summarize",
-        help="experiment 2: a seq2seq summarizer, selection by ROUGE, self and a verifier",
-        description="Train a generator summarizer on 12.5% of the pairs, summarize the other "
-        "articles (greedy and beam search), select at several rates by random, oracle "
-        "(ROUGE-1), self (log-probability) and verifier-model scores, retrain a fresh model "
-        "per selection and evaluate ROUGE-1/2/L on held-out pairs.",
-        example="--set steps=300 --set rates=0.25,0.5",
-        config="gmmcollapse.summarize.experiment.SummarizeConfig",
-    )
-    p_sum.add_argument(
-        "--data",
-        default=None,
-        help="article/summary pairs: a .jsonl/.csv/.parquet file, or hf:NAME (Hugging Face "
-        "datasets, e.g. hf:xlsum; needs a network). Default: the built-in corpus "
-        "(paper scale: hf:xlsum)",
-    )
-    p_sum.add_argument(
-        "--format",
-        choices=("auto", "xlsum", "xsum", "cnndm"),
-        default=None,
-        help="field names of --data (default auto: detected)",
-    )
-    del p_eig
+    for command, e in MODEL_EXPERIMENTS.items():
+        p_exp = _add_experiment_parser(
+            sub, command, help=e.help, description=e.description, example=e.example,
+            config=e.config,
+        )  # fmt: skip
+        if e.data_flags:
+            p_exp.add_argument(
+                "--data",
+                default=None,
+                help="article/summary pairs: a .jsonl/.csv/.parquet file, or hf:NAME (Hugging "
+                "Face datasets, e.g. hf:xlsum; needs a network). Default: the built-in corpus "
+                "(paper scale: hf:xlsum)",
+            )
+            p_exp.add_argument(
+                "--format",
+                choices=("auto", "xlsum", "xsum", "cnndm"),
+                default=None,
+                help="field names of --data (default auto: detected)",
+            )
 
     p_re = sub.add_parser("reproduce", help="run the experiments and regenerate every figure")
     p_re.add_argument(
         "--only",
-        choices=("gmm", *_MODEL_EXPERIMENTS),
+        choices=("gmm", *MODEL_EXPERIMENTS),
         default=None,
         help="one domain (default: all)",
     )
@@ -923,8 +801,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    import jax
+
+    from gmmcollapse._cache import enable_compile_cache
+
+    # the command line, not the library, keeps compiled programs on disk (off with
+    # GMMCOLLAPSE_NO_COMPILE_CACHE=1) and computes in 64-bit mode, as the experiments and
+    # sweeps were written for; a context, so an in-process caller's setting is restored
+    enable_compile_cache()
     try:
-        return args.func(args)
+        with jax.enable_x64(True):
+            return args.func(args)
     except (ValueError, FileNotFoundError) as err:
         print(f"gmmcollapse {args.command}: error: {err}", file=sys.stderr)
         return 2

@@ -9,7 +9,8 @@ and the breakdown point ``p* = phi / (phi + psi)`` (Feng et al. 2024).
 
 The kernel knows nothing about any domain. Each strategy is written for ONE instance
 (arrays ``(n, k)``) and is pure and jit-compatible; batches and parameter grids are lifted
-with ``jax.vmap`` (see :func:`batched`). Strategy parameters (``tau``, ``phi``, ``psi``, ``r``)
+with ``jax.vmap`` (e.g. ``jax.vmap(prune, in_axes=(0, None))`` for one ``tau`` over a leading
+batch axis). Strategy parameters (``tau``, ``phi``, ``psi``, ``r``)
 are traced values, so sweeping them never recompiles.
 
 Strategies compose through ``eligible``: a candidate that is not eligible is never selected.
@@ -35,10 +36,8 @@ from jax.typing import ArrayLike
 from gmmcollapse._validate import check_range
 
 __all__ = [
-    "STRATEGIES",
     "Rates",
     "Selection",
-    "batched",
     "best_of_k",
     "from_mask",
     "measure",
@@ -289,23 +288,3 @@ def measure(
         valid: optional bool mask of candidates to count (e.g. padding excluded).
     """
     return rates(counts(selection, correct, valid))
-
-
-def batched(fn, in_axes=0):
-    """Lift a single-instance strategy (or :func:`measure`) over a leading batch axis.
-
-    ``batched(prune)(scores_bnk, taus_b)`` equals stacking ``prune(scores[i], taus[i])``.
-    Pass ``in_axes`` as for ``jax.vmap`` to share arguments, e.g. one ``tau`` for the batch:
-    ``batched(prune, in_axes=(0, None))``.
-    """
-    return jax.vmap(fn, in_axes=in_axes)
-
-
-#: name -> strategy function, for configs that pick a strategy by name
-STRATEGIES = {
-    "prune": prune,
-    "noisy_oracle": noisy_oracle,
-    "best_of_k": best_of_k,
-    "top_fraction": top_fraction,
-    "random_fraction": random_fraction,
-}

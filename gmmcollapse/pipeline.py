@@ -19,7 +19,6 @@ simulation; this module is for domains whose generator and learner are trained m
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import zlib
@@ -30,14 +29,17 @@ import jax
 import numpy as np
 
 from gmmcollapse import feedback
-from gmmcollapse._validate import check_int, check_range
+from gmmcollapse import store as _store
+from gmmcollapse._validate import check_choice, check_int, check_range
 
 __all__ = [
     "RULES",
     "Domain",
     "Strategy",
     "StrategyResult",
+    "concat",
     "run_round",
+    "run_rounds",
     "select",
     "subset",
 ]
@@ -144,6 +146,7 @@ class StrategyResult:
     rates: dict
     metrics: dict
     model: Any = None
+    data: Any = None  # the selected training set (without extra data), when asked for
 
     def to_json(self) -> dict:
         return {"name": self.name, "n_inputs": self.n_inputs, "rates": self.rates} | {
@@ -153,22 +156,6 @@ class StrategyResult:
 
 def _rates_dict(r: feedback.Rates) -> dict:
     return {k: float(np.asarray(v)) for k, v in r._asdict().items()}
-
-
-def _jsonable(obj: Any) -> Any:
-    """Round-trip through JSON text so stored and fresh values compare equal (NaN -> None)."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None if math.isnan(obj) else str(obj)
-    if isinstance(obj, dict):
-        return {k: _jsonable(v) for k, v in obj.items()}
-    return obj
-
-
-def _write_json(path: str, obj: Any) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f, indent=1)
-    os.replace(tmp, path)
 
 
 def run_round(
@@ -182,6 +169,9 @@ def run_round(
     store: str | os.PathLike | None = None,
     keep_models: bool = False,
     candidates: dict[str, Any] | None = None,
+    scores: dict[str, Any] | None = None,
+    extra: Mapping[str, Any] | None = None,
+    keep_data: bool = False,
     prefix: str = "",
     log=None,
 ) -> list[StrategyResult]:
@@ -201,6 +191,11 @@ def run_round(
             forces training even when a result file exists (the domain's checkpoints make a
             finished training cheap to reload).
         candidates: precomputed pools (else ``domain.synthesize``).
+        scores: precomputed score tables per pool (else ``domain.scores``), e.g. cached by the
+            caller.
+        extra: per strategy name, a training set to train on together with the selection
+            (real data mixed in, or earlier rounds' selections); see :func:`concat`.
+        keep_data: return each selection's training set (``StrategyResult.data``).
         prefix: prepended to every tag ``"<name>@<size>"`` passed to the domain (e.g. the
             round, so models of different rounds do not share checkpoints).
         log: optional ``print``-like callable for one line per finished (strategy, size).
@@ -218,7 +213,9 @@ def run_round(
     missing = pools_needed - set(candidates)
     if missing:
         raise ValueError(f"pools {sorted(missing)} were not synthesized")
-    tables = {p: domain.scores(inputs, p, candidates[p]) for p in pools_needed}
+    tables = dict(scores or {})
+    tables.update({p: domain.scores(inputs, p, candidates[p]) for p in pools_needed - set(tables)})
+    extra = dict(extra or {})
     if store is not None:
         store = os.fspath(store)
         os.makedirs(store, exist_ok=True)
@@ -233,26 +230,156 @@ def run_round(
                 strat, sub_scores, jax.random.fold_in(key, zlib.crc32(strat.name.encode()))
             )
             rates = _rates_dict(feedback.measure(sel, sub_scores["correct"]))
-            ident = {"strategy": _jsonable(dataclasses.asdict(strat)), "rates": _jsonable(rates)}
-            if path is not None and os.path.exists(path) and not keep_models:
-                with open(path) as f:
-                    saved = json.load(f)
-                # reuse only a result of the same strategy on the same selection
-                if {k: _jsonable(saved.get(k)) for k in ident} == ident:
-                    out.append(StrategyResult(strat.name, m, saved["rates"], saved["metrics"]))
-                    continue
-            if rates["n_selected"] == 0:
-                metrics, model = {"error": "nothing selected"}, None
-            else:
-                data = domain.training_set(
+            ident = {
+                "strategy": _store.jsonable(dataclasses.asdict(strat)),
+                "rates": _store.jsonable(rates),
+            }
+            selected = None
+            if rates["n_selected"] > 0:
+                selected = domain.training_set(
                     subset(inputs, m), subset(candidates[strat.pool], m), sel
                 )
-                model = domain.train(data, tag)
+            if path is not None and os.path.exists(path) and not keep_models:
+                saved = _store.read_json(path)
+                # reuse only a result of the same strategy on the same selection
+                if {k: _store.jsonable(saved.get(k)) for k in ident} == ident:
+                    out.append(
+                        StrategyResult(
+                            strat.name,
+                            m,
+                            _store.restore_floats(saved["rates"]),  # null -> NaN, as measured
+                            saved["metrics"],
+                            data=selected if keep_data else None,
+                        )
+                    )
+                    continue
+            if selected is None:
+                metrics, model = {"error": "nothing selected"}, None
+            else:
+                model = domain.train(concat(extra.get(strat.name), selected), tag)
                 metrics = domain.evaluate(model, tag)
-            res = StrategyResult(strat.name, m, rates, metrics, model if keep_models else None)
+            res = StrategyResult(
+                strat.name,
+                m,
+                rates,
+                metrics,
+                model if keep_models else None,
+                selected if keep_data else None,
+            )
             if path is not None:
-                _write_json(path, res.to_json() | {"strategy": ident["strategy"]})
+                _store.write_json(path, res.to_json() | {"strategy": ident["strategy"]})
             if log is not None:
                 log(f"{tag}: p*={rates['p_star']:.3f} kept={int(rates['n_selected'])} {metrics}")
             out.append(res)
     return out
+
+
+def concat(*sets: Any) -> Any:
+    """Training sets (pytrees of arrays with a leading example axis) joined along that axis;
+    ``None`` entries are skipped (``concat(None, x)`` is ``x`` itself)."""
+    sets = [t for t in sets if t is not None]
+    if not sets:
+        return None
+    if len(sets) == 1:
+        return sets[0]
+    return jax.tree.map(lambda *a: np.concatenate([np.asarray(x) for x in a]), *sets)
+
+
+#: how later rounds use earlier rounds' data
+DATA_MODES = ("replace", "accumulate")
+
+
+def run_rounds(
+    domain: Domain,
+    generator: Any,
+    inputs: Any,
+    strategies: Sequence[Strategy],
+    key: jax.Array,
+    *,
+    rounds: int = 1,
+    data: str = "replace",
+    real: Any = None,
+    store: str | os.PathLike | None = None,
+    candidates: dict[str, Any] | None = None,
+    scores: dict[str, Any] | None = None,
+    log=None,
+) -> list[dict[str, StrategyResult]]:
+    """Iterated retraining: R rounds of :func:`run_round`, for any domain.
+
+    Round 0 synthesizes with ``generator`` for every strategy (its candidates and scores are
+    computed once and may be passed in); in round ``r >= 1`` each strategy's own model from
+    round ``r - 1`` is its generator (a strategy that selected nothing stops). Every round
+    trains a fresh model on:
+
+    * ``data="replace"``: that round's selection;
+    * ``data="accumulate"``: the strategy's selections of all rounds so far;
+
+    plus ``real`` (a training set of real examples, e.g. human pairs) when given.
+
+    Args:
+        inputs: the round's problems: a pytree, the same every round, or a callable
+            ``inputs(r)`` giving round ``r``'s (e.g. fresh matrices per round).
+        key: round 0 selects with ``key``, round ``r`` with ``fold_in(key, r)``.
+        store: run directory; round 0's results go to ``store/strategies``, round ``r``'s to
+            ``store/round<r+1>/<strategy>`` (an interrupted run resumes).
+        candidates, scores: round 0's precomputed pools and score tables.
+        log: ``print``-like, one line per trained model.
+
+    Returns:
+        One ``{strategy name: StrategyResult}`` per round (models are not kept).
+    """
+    check_int("rounds", rounds, 1)
+    check_choice("data", data, DATA_MODES)
+    draw = inputs if callable(inputs) else (lambda r: inputs)
+    accumulate = data == "accumulate"
+    store = None if store is None else os.fspath(store)
+    log_r = log
+    generators = {s.name: generator for s in strategies}
+    kept: dict[str, Any] = {s.name: real for s in strategies}  # what each next round adds to
+    per_round: list[dict[str, StrategyResult]] = []
+    for r in range(rounds):
+        last = r + 1 == rounds
+        common = {"keep_models": not last, "keep_data": accumulate and not last}
+        if r == 0:
+            res = run_round(
+                domain,
+                generator,
+                draw(0),
+                strategies,
+                key,
+                store=None if store is None else os.path.join(store, "strategies"),
+                candidates=candidates,
+                scores=scores,
+                extra=kept if real is not None else None,
+                log=log,
+                **common,
+            )
+            results = {x.name: x for x in res}
+        else:
+            results = {}
+            batch = draw(r)
+            if log is not None:
+                log_r = lambda m, r=r: log(f"round {r + 1} {m}")
+            for s in strategies:
+                if generators[s.name] is None:
+                    continue
+                res = run_round(
+                    domain,
+                    generators[s.name],
+                    batch,
+                    [s],
+                    jax.random.fold_in(key, r),
+                    store=None if store is None else os.path.join(store, f"round{r + 1}", s.name),
+                    extra={s.name: kept[s.name]} if kept[s.name] is not None else None,
+                    prefix=f"round{r + 1}/",
+                    log=log_r,
+                    **common,
+                )
+                results[s.name] = res[0]
+        for name, x in results.items():
+            generators[name] = x.model
+            if accumulate:
+                kept[name] = concat(kept[name], x.data)
+            x.model = x.data = None
+        per_round.append(results)
+    return per_round

@@ -4,8 +4,9 @@ import tempfile
 import jax
 import pytest
 
-import gmmcollapse  # noqa: F401  (enables float64)
-
+# The library leaves jax_enable_x64 alone (tests/test_no_global_state.py checks it); the
+# suite's own reference computations are float64, so the harness turns it on here.
+jax.config.update("jax_enable_x64", True)
 jax.config.update("jax_numpy_rank_promotion", "raise")
 
 # The test harness (not the library) keeps compiled programs on disk for the session, shared by

@@ -19,7 +19,7 @@ import pytest
 import gmmcollapse  # noqa: F401  (enables float64)
 import gmmcollapse.theory as T
 from gmmcollapse.cli import main
-from gmmcollapse.sweep import load_results
+from gmmcollapse.gmm.sweep import load_results
 
 SNR, P, PHI, PSI, LAM = 1.5, 0.3, 1.0, 0.5, 0.1
 POINT = ["--snr", "1.5", "--p", "0.3", "--phi", "1", "--psi", "0.5"]

@@ -1,4 +1,4 @@
-"""Property tests for the number encodings of gmmcollapse.eigen.encodings (PAPER.md 1.3)."""
+"""Property tests for the number encodings of gmmcollapse.eigen.encodings (Feng et al., arXiv 2406.07515, eigenvalue experiment)."""
 
 import math
 

@@ -21,7 +21,6 @@ from gmmcollapse.gmm import (
     SimSpec,
     logistic,
     make_params,
-    over_grid,
     over_seeds,
     ridge_dual,
     ridge_from_stats,
@@ -33,7 +32,7 @@ from gmmcollapse.gmm.simulate import TRACE_COUNT, _per_class
 
 # The workhorse: one round, flip generator, primal ridge learner, float64 so that exactness
 # tests are meaningful, room for 5 real samples (unused unless n_real > 0); S seeds for every
-# over_seeds / over_grid call on it (a new S would recompile).
+# over_seeds call on it (a new S would recompile).
 SPEC = SimSpec(n_max=64, d=8, n_real_max=5, dtype="float64")
 S = 128
 
@@ -154,24 +153,6 @@ def test_over_seeds_equals_looped_simulate(key):
     assert got.acc.shape == (S, 1)
     _assert_results_close(got, _looped(key, params, SPEC, S))
     assert np.unique(np.asarray(got.acc)).size == S  # the seeds really differ
-
-
-def test_over_grid_equals_per_point_over_seeds(key):
-    points = [
-        make_params(64, 1.0),
-        make_params(30, 2.0, p=0.3, phi=0.8, psi=0.1, lam=0.5, tau=0.0, theta_ver=0.5),
-        make_params(17, 0.5, p=0.45, phi=0.5, psi=0.5, lam=2.0, tau=0.3, theta_ver=1.0),
-    ]
-    grid = jax.tree.map(lambda *v: jnp.stack(v), *points)  # every field gains the grid axis
-    got = over_grid(key, grid, SPEC, S)
-    assert got.acc.shape == (3, S, 1)
-    for g, point in enumerate(points):
-        _assert_results_close(
-            jax.tree.map(lambda a, g=g: a[g], got), over_seeds(key, point, SPEC, S)
-        )
-    # common random numbers: at p = 0 the measured error is exactly 0, elsewhere it varies
-    np.testing.assert_array_equal(got.p[0], 0.0)
-    assert np.asarray(got.p[1]).std() > 0
 
 
 # ----------------------------------------------------------------------- recompilation
@@ -437,7 +418,6 @@ def test_invalid_params_raise(key, kwargs, pattern):
     for run in (
         lambda: simulate(key, params, SPEC),
         lambda: over_seeds(key, params, SPEC, 2),
-        lambda: over_grid(key, jax.tree.map(lambda a: jnp.stack([a, a]), params), SPEC, 2),
     ):
         with pytest.raises(ValueError, match=pattern):
             run()

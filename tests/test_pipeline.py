@@ -15,7 +15,16 @@ import pytest
 
 import gmmcollapse  # noqa: F401  (enables float64)
 from gmmcollapse import feedback
-from gmmcollapse.pipeline import RULES, Strategy, StrategyResult, run_round, select, subset
+from gmmcollapse.pipeline import (
+    RULES,
+    Strategy,
+    StrategyResult,
+    concat,
+    run_round,
+    run_rounds,
+    select,
+    subset,
+)
 
 # ------------------------------------------------------------------------------ select
 
@@ -475,3 +484,68 @@ def test_random_strategies_do_not_depend_on_list_order():
     by_name = {r.name: r.rates for r in b}
     for r in a:
         assert r.rates == by_name[r.name]
+
+
+# --------------------------------------------------------------------------- run_rounds
+
+
+def _selection(strat, inputs, key, r):
+    """The training set a strategy selects from ``inputs`` in round ``r`` (by hand: the
+    FakeDomain's candidates do not depend on the generator)."""
+    dom = FakeDomain()
+    pool = dom.synthesize(None, inputs, {strat.pool})[strat.pool]
+    k = key if r == 0 else jax.random.fold_in(key, r)
+    res = run_round(dom, None, inputs, [strat], k, keep_data=True)
+    return res[0].data, pool
+
+
+@pytest.mark.parametrize("data", ["replace", "accumulate"])
+@pytest.mark.parametrize("with_real", [False, True])
+def test_run_rounds_trains_on_what_the_mode_says(data, with_real, tmp_path):
+    key = jax.random.key(3)
+    strats = [STRATS[1], STRATS[5]]  # a deterministic and a random rule
+    real = {"x": np.full((2, 2), -1.0), "y": np.array([-5, -6])} if with_real else None
+    dom = FakeDomain()
+    rounds = 3
+    out = run_rounds(dom, "gen0", lambda r: _inputs(), strats, key, rounds=rounds, data=data, real=real,
+                     store=tmp_path)  # fmt: skip
+    assert len(out) == rounds and all(set(r) == {s.name for s in strats} for r in out)
+    # round r >= 1 synthesizes with the strategy's own model from round r - 1
+    gens = [g for g, _ in dom.synthesized]
+    assert gens[0] == "gen0"
+    assert [g["tag"] for g in gens[1:]] == [
+        "prune@8", "rand@8", "round2/prune@8", "round2/rand@8"
+    ]  # fmt: skip
+    trained = dict(dom.trained)
+    for s in strats:
+        sets = [_selection(s, _inputs(), key, r)[0] for r in range(rounds)]
+        for r in range(rounds):
+            tag = f"{s.name}@8" if r == 0 else f"round{r + 1}/{s.name}@8"
+            parts = ([real] if with_real else []) + (
+                sets[: r + 1] if data == "accumulate" else [sets[r]]
+            )
+            want = concat(*parts)
+            np.testing.assert_array_equal(trained[tag]["y"], want["y"], err_msg=tag)
+            np.testing.assert_array_equal(trained[tag]["x"], want["x"], err_msg=tag)
+            assert out[r][s.name].model is None and out[r][s.name].data is None
+    # resumed: nothing is retrained in the last round (earlier rounds reload their models)
+    again = FakeDomain()
+    out2 = run_rounds(again, "gen0", _inputs(), strats, key, rounds=rounds, data=data, real=real,
+                      store=tmp_path)  # fmt: skip
+    assert not [t for t, _ in again.trained if t.startswith(f"round{rounds}/")]
+    assert [{k: v.metrics for k, v in r.items()} for r in out2] == [
+        {k: v.metrics for k, v in r.items()} for r in out
+    ]
+
+
+def test_run_rounds_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="data must be one of"):
+        run_rounds(FakeDomain(), None, _inputs(), STRATS[:1], jax.random.key(0), data="mix")
+    with pytest.raises(ValueError, match="rounds"):
+        run_rounds(FakeDomain(), None, _inputs(), STRATS[:1], jax.random.key(0), rounds=0)
+
+
+def test_concat_skips_none():
+    a = {"y": np.array([1, 2])}
+    assert concat(None, a) is a and concat() is None
+    np.testing.assert_array_equal(concat(a, None, a)["y"], [1, 2, 1, 2])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from gmmcollapse.experiments.gmm import EXPERIMENTS
-from gmmcollapse.sweep import load_results
+from gmmcollapse.gmm.sweep import load_results
 
 ROOT = Path(__file__).resolve().parents[1]
 

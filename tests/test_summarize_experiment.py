@@ -281,3 +281,20 @@ def test_figures_script_draws_from_the_run(smoke_run, tmp_path):
     finally:
         sys.argv = old
     assert ex.value.code == 0 and (tmp_path / "f2" / "summarize_pstar.png").exists()
+
+
+def test_rounds_through_the_pipeline(tmp_path):
+    """``--set rounds=2``: each selector's model summarizes the synthesis articles again and a
+    fresh model trains on the accumulated selections (pipeline.run_rounds)."""
+    out = tmp_path / "rounds"
+    args = ["summarize", "--scale", "smoke", "--out", str(out), "--quiet",
+            "--set", "rounds=2", "--set", "round_data=accumulate", "--set", "steps=40",
+            "--set", "selectors=oracle,self", "--set", "rates=0.5"]  # fmt: skip
+    assert main(args) == 0
+    r = json.loads((out / "results.json").read_text())
+    assert r["config"]["rounds"] == 2 and r["verifier_model"] is None
+    for name in ("oracle", "self"):
+        entry = r["selectors"][name]["0.5"]
+        assert len(entry["rounds"]) == 2 and entry["rounds"][0] == entry["rouge1"]
+        assert all(v is None or 0.0 <= v <= 1.0 for v in entry["rounds"])
+        assert (out / "round2" / f"{name}~0.5").is_dir()

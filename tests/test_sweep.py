@@ -29,7 +29,7 @@ import gmmcollapse.theory as T
 from gmmcollapse.gmm import SimSpec, make_params, over_seeds
 from gmmcollapse.gmm.predict import predict
 from gmmcollapse.gmm.simulate import TRACE_COUNT
-from gmmcollapse.sweep import Results, Sweep, grid_points, load_results, run_sweep, save_results
+from gmmcollapse.gmm.sweep import Results, Sweep, grid_points, load_results, run_sweep, save_results
 
 D, SEEDS, SEED = 4, 3, 7
 FIXED = {"d": D, "snr": 1.5, "phi": 1.0, "psi": 0.5, "lam": 0.1}  # p* = 2/3
@@ -286,11 +286,10 @@ def test_failed_write_keeps_the_old_file_and_no_temporary(tmp_path, monkeypatch)
     save_results(path, old)
 
     def broken_savez(file, **arrays):
-        with open(file, "wb") as f:
-            f.write(b"partial")
+        file.write(b"partial")  # an open temporary file next to the target
         raise OSError("disk full")
 
-    monkeypatch.setattr("gmmcollapse.sweep.np.savez", broken_savez)
+    monkeypatch.setattr("gmmcollapse.store.np.savez", broken_savez)
     new = Results(axes={"p": np.array([0.7])}, data={"theory/x": np.array([2.0])}, meta={"v": 2})
     with pytest.raises(OSError, match="disk full"):
         save_results(path, new)

@@ -27,7 +27,7 @@ import pytest
 import gmmcollapse  # noqa: F401  (enables float64)
 from gmmcollapse.cli import main
 from gmmcollapse.gmm.simulate import TRACE_COUNT
-from gmmcollapse.sweep import (
+from gmmcollapse.gmm.sweep import (
     Sweep,
     _assigned,
     _groups,
@@ -119,7 +119,7 @@ def test_two_runs_are_bitwise_identical_and_the_second_compiles_nothing(ref):
 _SHARDED = """
 import json, sys
 import jax
-from gmmcollapse.sweep import Sweep, run_sweep
+from gmmcollapse.gmm.sweep import Sweep, run_sweep
 assert len(jax.devices()) == 4, jax.devices()
 definition = json.loads(sys.argv[1])
 for chunk, out in ((3, sys.argv[2]), (0, sys.argv[3])):
@@ -202,7 +202,7 @@ def test_a_different_configuration_is_refused_before_computing(tmp_path):
 
 _KILLED = """
 import json, sys
-from gmmcollapse.sweep import Sweep, run_sweep
+from gmmcollapse.gmm.sweep import Sweep, run_sweep
 run_sweep(Sweep(**json.loads(sys.argv[1])), path=sys.argv[2], progress=False)
 """
 
@@ -428,7 +428,7 @@ def test_cli_simulate_path_flag(capsys):
 
 def test_rerunning_a_finished_sweep_simulates_nothing(tmp_path):
     from gmmcollapse.gmm.simulate import TRACE_COUNT
-    from gmmcollapse.sweep import Sweep, run_sweep
+    from gmmcollapse.gmm.sweep import Sweep, run_sweep
 
     sw = Sweep(
         "reuse", axes={"p": [0.1, 0.4]}, fixed={"n": 32, "d": 8, "snr": 1.0}, seeds=2, path="primal"

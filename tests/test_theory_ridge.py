@@ -84,7 +84,7 @@ def test_breakdown_point_monotone_in_ratio(ratio, ratio2):
     lam=st.floats(1e-3, 10.0),
 )
 def test_ridge_accuracy_equals_paper_clean_closed_form(n, d, snr, eps, lam):
-    """The group derivation reproduces PAPER.md 1.2's clean-keep formula to rounding error."""
+    """The group derivation reproduces the proportional-regime (arXiv 2406.07515, 2410.08942) clean-keep formula to rounding error."""
     ours = float(T.ridge_accuracy(n, d, snr, eps, 1.0, 1.0, lam))
     ref = float(T.clean_ridge_accuracy(n, d, snr, eps, lam))
     assert ours == pytest.approx(ref, abs=1e-11)
@@ -102,7 +102,7 @@ def test_ridge_accuracy_equals_paper_clean_closed_form(n, d, snr, eps, lam):
     lam=st.floats(1e-3, 10.0),
 )
 def test_mixed_reduces_to_clean_keep_problem(n_real, n_syn, d, snr, p, phi, psi, lam):
-    """PAPER.md 1.2: N_k = n_real + alpha n_syn samples, eps = p psi n_syn / N_k, ridge lam N/N_k."""
+    """arXiv 2406.07515 / 2410.08942: N_k = n_real + alpha n_syn samples, eps = p psi n_syn / N_k, ridge lam N/N_k."""
     alpha = (1 - p) * phi + p * psi
     nk = n_real + alpha * n_syn
     eps = p * psi * n_syn / nk
@@ -242,7 +242,7 @@ def test_accuracies_are_probabilities(n, d, snr, p, phi, psi, lam):
 # |sim - theory| <= 4 SE + 1/d.
 SIM_CASES = [
     # n, d, snr, p, phi, psi, lam          regime
-    (1600, 400, 2.0, 0.3, 0.5, 0.5, 0.5),  # PAPER.md's check: no verifier, keep half
+    (1600, 400, 2.0, 0.3, 0.5, 0.5, 0.5),  # the papers' check: no verifier, keep half
     (200, 400, 1.5, 0.2, 1.0, 0.3, 0.1),  # n < d (dual solver), p < p*
     (8000, 200, 1.0, 0.6, 0.9, 0.3, 1.0),  # n >> d, large lam, p < p* = 0.75
     (4000, 200, 1.0, 0.4, 0.5, 1.0, 0.05),  # p > p* = 1/3: below 1/2

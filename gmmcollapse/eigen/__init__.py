@@ -1,4 +1,5 @@
-"""Experiment 1 (PAPER.md 1.3): transformers that compute eigenvalues of symmetric matrices.
+"""Experiment 1 (Feng et al., arXiv 2406.07515): transformers that compute eigenvalues of
+symmetric matrices.
 
 * :mod:`~gmmcollapse.eigen.data`: on-the-fly symmetric matrices, sorted eigenvalues, the
   relative-L1 accuracy at Charton's tolerances.

@@ -1,6 +1,7 @@
 """Random symmetric matrices and their eigenvalues, generated on the fly from a key.
 
-Conventions of Charton, *Linear Algebra with Transformers* (2022), PAPER.md 1.3: entries
+Conventions of Charton, *Linear Algebra with Transformers* (2022; the setting of Feng et
+al.'s eigenvalue experiment, arXiv 2406.07515): entries
 i.i.d. uniform in [-A, A], symmetrised by copying the upper triangle (so every entry, diagonal
 included, is uniform in [-A, A]); eigenvalues sorted in decreasing order. No files needed.
 """

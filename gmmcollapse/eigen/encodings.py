@@ -2,7 +2,8 @@
 
 Every real number is written as ``sign * m * 10**e`` with an integer mantissa ``m`` in 100..999
 (normalised) and an integer exponent ``e``; zero is ``m = 0, e = 0`` with a ``+`` sign. The four
-encodings differ only in how ``(sign, m, e)`` is cut into tokens (PAPER.md 1.3):
+encodings differ only in how ``(sign, m, e)`` is cut into tokens (Charton 2022, as used by
+Feng et al., arXiv 2406.07515):
 
 ========  ======================================================  ===============  ==============
 name      tokens of one number                                    tokens/number    vocabulary

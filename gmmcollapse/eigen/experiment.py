@@ -31,7 +31,6 @@ each config's notes.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from typing import Any
@@ -39,15 +38,20 @@ from typing import Any
 import jax
 import numpy as np
 
+from gmmcollapse import store
 from gmmcollapse._runs import (
-    ModelDomain,
     cached_candidates,
     cached_json,
+    decode_pools,
+    format_bytes,
+    paired_delta,
     preset,
     safe_tag,
+    save_eval,
+    selected_pairs,
     write_json,
 )
-from gmmcollapse._validate import check_int, check_range, claim_directory
+from gmmcollapse._validate import check_choice, check_int, check_range
 from gmmcollapse.eigen.data import (
     TOLERANCES,
     EigenBatch,
@@ -62,11 +66,14 @@ from gmmcollapse.models import (
     TrainConfig,
     Transformer,
     TransformerConfig,
+    generate,
     load_model,
     save_model,
     train,
 )
-from gmmcollapse.pipeline import Strategy, run_round
+from gmmcollapse.pipeline import DATA_MODES, Strategy, run_round, run_rounds
+from gmmcollapse.store import claim_directory
+from gmmcollapse.theory.basic import in_float64
 
 __all__ = [
     "SCALES",
@@ -101,6 +108,8 @@ class EigenConfig:
         invariant_tol: threshold of the invariant verifier (relative violation).
         n_test: held-out matrices every model is evaluated on.
         rounds: synthesize -> select -> retrain rounds (each strategy's model generates next).
+        round_data: what later rounds train on: ``"replace"`` (that round's selection) or
+            ``"accumulate"`` (the strategy's selections of every round so far).
         decode_batch: inputs per decoding call.
         seed: seeds the data, the models and the noisy oracle.
     """
@@ -132,6 +141,7 @@ class EigenConfig:
     invariant_tol: float = 0.02
     n_test: int = 2000
     rounds: int = 1
+    round_data: str = "replace"
     decode_batch: int = 256
     seed: int = 0
 
@@ -144,6 +154,7 @@ class EigenConfig:
             check_int(name, getattr(self, name), 1)
         check_int("n_test", self.n_test, 1)
         check_int("rounds", self.rounds, 1)
+        check_choice("round_data", self.round_data, DATA_MODES)
         check_int("decode_batch", self.decode_batch, 1)
         check_int("warmup", self.warmup, 0)
         check_range("lr", self.lr, 0.0, lo_open=True)
@@ -184,7 +195,7 @@ class EigenConfig:
         )
 
     def to_json(self) -> dict:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        return store.jsonable(dataclasses.asdict(self))
 
 
 SCALES: dict[str, EigenConfig] = {
@@ -245,7 +256,7 @@ SCALES: dict[str, EigenConfig] = {
     "paper": EigenConfig(
         scale="paper",
         notes=(
-            "PAPER.md 1.3: 5x5 matrices, P1000, Charton's eigenvalue model (6 encoder layers, "
+            "Feng et al., arXiv 2406.07515, eigenvalue experiment: 5x5 matrices, P1000, Charton's eigenvalue model (6 encoder layers, "
             "1 decoder layer, width 512, 8 heads), 200k real examples, 50 beams, 10M "
             "synthesized inputs (data-size curve from 200k up). For one accelerator."
         ),
@@ -335,15 +346,21 @@ def _acc_dict(values, true, valid, tau: float) -> dict[str, float]:
     return {k: float(v) for k, v in accuracy(values, true, valid, taus).items()}
 
 
-class EigenDomain(ModelDomain):
-    """The eigenvalue domain for :func:`gmmcollapse.pipeline.run_round`."""
+class EigenDomain:
+    """The eigenvalue domain: satisfies :class:`gmmcollapse.pipeline.Domain` (inputs are
+    :class:`~gmmcollapse.eigen.data.EigenBatch` es; models are transformers). Immutable after
+    construction."""
 
     def __init__(self, cfg: EigenConfig, test: EigenBatch, out: str, progress: bool = True):
         self.cfg, self.test, self.out, self.progress = cfg, test, out, progress
         self.tok = cfg.tokenizer
         self.model_cfg = cfg.model_config()
         self.test_src = np.asarray(self.tok.encode_src(test.matrices))
-        self.n_trained = 0
+
+    def decode(self, model, src, beam: int, desc: str) -> Generated:
+        return generate(
+            model, src, beam, batch_size=self.cfg.decode_batch, progress=self.progress, desc=desc
+        )
 
     def encode(self, batch: EigenBatch) -> tuple[np.ndarray, np.ndarray]:
         return np.asarray(self.tok.encode_src(batch.matrices)), np.asarray(
@@ -351,7 +368,12 @@ class EigenDomain(ModelDomain):
         )
 
     def synthesize(self, generator, inputs: EigenBatch, pools: set[str]) -> dict[str, Generated]:
-        return self.decode_pools(generator, np.asarray(self.tok.encode_src(inputs.matrices)), pools)
+        src = np.asarray(self.tok.encode_src(inputs.matrices))
+        cfg = self.cfg
+        return decode_pools(
+            generator, src, pools, beam=cfg.beam, batch_size=cfg.decode_batch,
+            progress=self.progress,
+        )  # fmt: skip
 
     def values(self, gen: Generated) -> tuple[np.ndarray, np.ndarray]:
         v, ok = self.tok.decode_tgt(gen.tokens)
@@ -369,11 +391,10 @@ class EigenDomain(ModelDomain):
 
     def training_set(self, inputs: EigenBatch, gen: Generated, selection) -> tuple:
         src = self.tok.encode_src(inputs.matrices)
-        return self.selected_pairs(src, gen, selection, self.tok.tgt_len)
+        return selected_pairs(src, gen, selection, self.tok.tgt_len)
 
     def train(self, data: tuple, tag: str, steps: int | None = None) -> Transformer:
         cfg = self.cfg
-        self.n_trained += 1
         tc = cfg.train_config(cfg.retrain_steps if steps is None else steps, cfg.seed + 1)
         ckpt = os.path.join(self.out, "ckpt", safe_tag(tag))
         res = train(
@@ -389,7 +410,7 @@ class EigenDomain(ModelDomain):
         acc = _acc_dict(v[:, 0], self.test.eigenvalues, ok[:, 0], self.cfg.tau)
         err = np.asarray(relative_l1_error(v[:, 0], self.test.eigenvalues))
         correct = ok[:, 0] & (np.where(np.isfinite(err), err, np.inf) <= self.cfg.tau)
-        self.save_eval(tag, correct)
+        save_eval(self.out, tag, correct)
         return {"acc": acc, "valid": float(np.mean(ok))}
 
 
@@ -399,6 +420,7 @@ def _check_run_dir(out: str, cfg: EigenConfig) -> None:
     )
 
 
+@in_float64  # float64 arrays as the experiment was written for, whatever the caller set
 def run(cfg: EigenConfig, out: str, *, progress: bool = True, log=print) -> dict:
     """Run the experiment into directory ``out``; returns (and writes) ``results.json``.
 
@@ -476,76 +498,52 @@ def run(cfg: EigenConfig, out: str, *, progress: bool = True, log=print) -> dict
     log(f"warm-up (beam {cfg.beam}): {warmup}")
 
     strats = strategies(cfg)
-    generators = {s.name: generator for s in strats}
-    per_round: list[dict] = []
+    t0 = time.perf_counter()
+    fresh = lambda r: draw(jax.random.fold_in(k_syn, r), cfg.n_syn)  # round r's matrices
+    syn0 = fresh(0)
+    pools = cached_candidates(
+        os.path.join(out, "candidates.npz"),
+        lambda: dom.synthesize(generator, syn0, {"greedy", "beam"}),
+    )
+    timing["synthesize"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    per_round = run_rounds(
+        dom,
+        generator,
+        lambda r: syn0 if r == 0 else fresh(r),
+        strats,
+        k_sel,
+        rounds=cfg.rounds,
+        data=cfg.round_data,
+        store=out,
+        candidates=pools,
+        log=log,
+    )
     curves: dict[str, list] = {}
-    for r in range(cfg.rounds):
-        syn = draw(jax.random.fold_in(k_syn, r), cfg.n_syn)
-        t0 = time.perf_counter()
-        results_r = {}
-        if r == 0:  # round 1: one generator for all, candidates computed once
-            pools = cached_candidates(
-                os.path.join(out, "candidates.npz"),
-                lambda syn=syn: dom.synthesize(generator, syn, {"greedy", "beam"}),
+    curve_strats = [s for s in strats if s.name in cfg.curve_strategies]
+    if cfg.sizes and curve_strats:  # round 0 only: accuracy against the number of inputs
+        res_c = run_round(
+            dom,
+            generator,
+            syn0,
+            curve_strats,
+            k_sel,
+            sizes=sorted(set(cfg.sizes) | {cfg.n_syn}),
+            store=os.path.join(out, "strategies"),
+            candidates=pools,
+            log=log,
+        )
+        for x in res_c:
+            curves.setdefault(x.name, []).append(
+                {
+                    "n_syn": x.n_inputs,
+                    "n_selected": x.rates["n_selected"],
+                    "p_star": x.rates["p_star"],
+                    "acc": x.metrics.get("acc"),
+                    "vs_generator": paired_delta(out, f"{x.name}@{x.n_inputs}"),
+                }
             )
-            timing["synthesize"] = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            res = run_round(
-                dom,
-                generator,
-                syn,
-                strats,
-                k_sel,
-                store=os.path.join(out, "strategies"),
-                candidates=pools,
-                keep_models=cfg.rounds > 1,
-                log=log,
-            )
-            results_r = {x.name: x for x in res}
-            curve_strats = [s for s in strats if s.name in cfg.curve_strategies]
-            if cfg.sizes and curve_strats:
-                res_c = run_round(
-                    dom,
-                    generator,
-                    syn,
-                    curve_strats,
-                    k_sel,
-                    sizes=sorted(set(cfg.sizes) | {cfg.n_syn}),
-                    store=os.path.join(out, "strategies"),
-                    candidates=pools,
-                    log=log,
-                )
-                for x in res_c:
-                    curves.setdefault(x.name, []).append(
-                        {
-                            "n_syn": x.n_inputs,
-                            "n_selected": x.rates["n_selected"],
-                            "p_star": x.rates["p_star"],
-                            "acc": x.metrics.get("acc"),
-                            "vs_generator": dom.paired_delta(f"{x.name}@{x.n_inputs}"),
-                        }
-                    )
-            timing["retrain"] = time.perf_counter() - t0
-        else:
-            for s in strats:
-                gen_s = generators[s.name]
-                if gen_s is None:
-                    continue
-                res = run_round(
-                    dom,
-                    gen_s,
-                    syn,
-                    [s],
-                    jax.random.fold_in(k_sel, r),
-                    store=os.path.join(out, f"round{r + 1}", s.name),
-                    keep_models=r + 1 < cfg.rounds,
-                    prefix=f"round{r + 1}/",
-                    log=lambda m, r=r: log(f"round {r + 1} {m}"),
-                )
-                results_r[s.name] = res[0]
-        for name, x in results_r.items():
-            generators[name] = x.model
-        per_round.append(results_r)
+    timing["retrain"] = time.perf_counter() - t0
 
     first = per_round[0]
     strat_json = {}
@@ -560,7 +558,7 @@ def run(cfg: EigenConfig, out: str, *, progress: bool = True, log=print) -> dict
             "n_selected": int(rt["n_selected"]),
             "acc": x.metrics.get("acc"),
             "valid": x.metrics.get("valid"),
-            "vs_generator": dom.paired_delta(f"{s.name}@{x.n_inputs}"),
+            "vs_generator": paired_delta(out, f"{s.name}@{x.n_inputs}"),
             "rounds": [rr[s.name].metrics.get("acc") for rr in per_round if s.name in rr],
         }
     results = {
@@ -573,3 +571,56 @@ def run(cfg: EigenConfig, out: str, *, progress: bool = True, log=print) -> dict
     }
     write_json(os.path.join(out, "results.json"), results)
     return results
+
+
+def describe(cfg: EigenConfig) -> str:
+    """The dry-run plan: the model, the data, the models trained, FLOPs and memory."""
+    mem = memory_estimate(cfg)
+    mc = cfg.model_config()
+    fl = mc.flops_per_example()
+    retrained = len(strategies(cfg)) * cfg.rounds + len(cfg.curve_strategies) * len(cfg.sizes)
+    lines = [
+        f"eigen {cfg.scale}: {cfg.k}x{cfg.k} matrices, {cfg.encoding}, tau = {cfg.tau:g}",
+        (
+            f"  model: {mc.enc_layers}+{mc.dec_layers} layers, width {mc.width}, {mc.heads} heads, "
+            f"ff {mc.ff}: {mem['params'] / 1e6:.2f}M parameters, "
+            f"{fl['train'] / 1e6:.1f} MFLOP per training example"
+        ),
+        (
+            f"  generator: {cfg.n_real} real pairs, {cfg.gen_steps} steps x {cfg.batch_size}; "
+            f"{cfg.n_syn} synthesized inputs x beam {cfg.beam}; {retrained} retrained models "
+            f"x {cfg.retrain_steps} steps; {cfg.rounds} round(s) ({cfg.round_data})"
+        ),
+    ]
+    total_ex = cfg.batch_size * (cfg.gen_steps + retrained * cfg.retrain_steps)
+    lines.append(f"  training: {total_ex * fl['train'] / 1e15:.3g} PFLOP in all")
+    lines.append(
+        f"  memory per device: training {format_bytes(mem['train_bytes'])}, "
+        f"beam decoding {format_bytes(mem['decode_bytes'])}; host memory for the data "
+        f"{format_bytes(mem['host_data_bytes'])}"
+    )
+    if cfg.notes:
+        lines.append(f"  notes: {cfg.notes}")
+    return "\n".join(lines)
+
+
+def report(res: dict) -> str:
+    """The printed summary of a finished run's ``results.json``."""
+    tau = f"{res['config']['tau']:g}"
+    gen = res["generator"]["acc"][tau]
+    w = res["warmup"]
+    lines = [
+        f"accuracy at tolerance {float(tau):.1%} on {res['config']['n_test']} held-out matrices",
+        f"  generator                {gen:7.1%}",
+    ]
+    lines += [f"  warm-up {k:<17}{w[k][tau]:7.1%}" for k in
+              ("greedy", "oracle_best_of_k", "lowest_perplexity")]  # fmt: skip
+    lines.append(f"  {'strategy':<24}{'p*':>7}{'kept':>9}{'acc':>8}")
+    for name, s in res["strategies"].items():
+        acc = (s.get("acc") or {}).get(tau)
+        ps = s.get("p_star")
+        lines.append(
+            f"  {name:<24}{'-' if ps is None else f'{ps:.3f}':>7}{s['n_selected']:>9}"
+            f"{'-' if acc is None else f'{acc:.1%}':>8}"
+        )
+    return "\n".join(lines)

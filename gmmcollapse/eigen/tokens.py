@@ -20,7 +20,7 @@ import dataclasses
 import jax.numpy as jnp
 from jax import Array
 
-from gmmcollapse._validate import check_int
+from gmmcollapse._validate import check_choice, check_int
 from gmmcollapse.eigen.encodings import ENCODINGS, NumberEncoding
 from gmmcollapse.models.transformer import EOS, N_SPECIAL, PAD
 
@@ -36,8 +36,7 @@ class MatrixTokenizer:
     max_dim: int = 10
 
     def __post_init__(self):
-        if self.encoding not in ENCODINGS:
-            raise ValueError(f"encoding must be one of {sorted(ENCODINGS)}, got {self.encoding!r}")
+        check_choice("encoding", self.encoding, sorted(ENCODINGS))
         check_int("max_dim", self.max_dim, 1)
         check_int("k", self.k, 1, self.max_dim)
 

@@ -3,7 +3,7 @@
 Each experiment declares its sweeps (axes, fixed values, named verifier cases, seeds) for the
 scales ``smoke`` (seconds, used by the tests), ``quick`` (this 2-core CPU, the whole set in a
 few minutes) and ``paper`` (accelerators: larger d, finer grids, more seeds), runs them with
-:func:`gmmcollapse.sweep.run_sweep` and writes ``<results_dir>/<file>.npz``. The figures
+:func:`gmmcollapse.gmm.sweep.run_sweep` and writes ``<results_dir>/<file>.npz``. The figures
 (:mod:`gmmcollapse.plots.gmm`) only read those files.
 
 Launch: ``gmmcollapse reproduce --only gmm --scale quick`` (all five, about 3 minutes here)
@@ -20,8 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from gmmcollapse import theory as T
+from gmmcollapse._validate import check_choice
 from gmmcollapse.gmm.predict import predict
-from gmmcollapse.sweep import Results, Sweep, run_sweep
+from gmmcollapse.gmm.sweep import Results, Sweep, run_sweep
+from gmmcollapse.theory.basic import in_float64
 
 __all__ = ["EXPERIMENTS", "SCALES", "Experiment", "run_experiment"]
 
@@ -30,7 +32,12 @@ SCALES = ("smoke", "quick", "paper")
 #: verifiers used across figures, as GMMParams values (noisy oracle x linear margin test)
 NO_VERIFIER = {"phi": 1.0, "psi": 1.0, "tau": -math.inf}
 ORACLE = {"phi": 1.0, "psi": 0.0, "tau": -math.inf}
-WEAK_LINEAR = {"phi": 1.0, "psi": 1.0, "theta_ver": math.pi / 12, "tau": 0.0}  # PAPER.md 1.1
+WEAK_LINEAR = {
+    "phi": 1.0,
+    "psi": 1.0,
+    "theta_ver": math.pi / 12,
+    "tau": 0.0,
+}  # Feng et al., arXiv 2406.07515
 #: linear verifiers whose finite-n/d breakdown point the phase figure shows (flip generator)
 LINEAR_VERIFIERS = {
     "theta_ver = 0.3, tau = -1": {"theta_ver": 0.3, "tau": -1.0},
@@ -41,8 +48,7 @@ LINEAR_VERIFIERS = {
 
 
 def _pick(scale: str, smoke, quick, paper):
-    if scale not in SCALES:
-        raise ValueError(f"scale must be one of {', '.join(SCALES)}, got {scale!r}")
+    check_choice("scale", scale, SCALES)
     return {"smoke": smoke, "quick": quick, "paper": paper}[scale]
 
 
@@ -281,7 +287,7 @@ def _best_size_theory(generator: str) -> Callable:
 
 #: the best-size figure's two curves (panel c), simulated on the projected path
 BEST_SIZE_CASES = {
-    # PAPER.md 1.1's weak verifier at pi/12 on a linear generator at pi/3, real data mixed in
+    # Feng et al.'s (arXiv 2406.07515) weak verifier at pi/12 on a linear generator at pi/3, real data mixed in
     "real + synthesized, verifier at pi/12": {
         "generator": "linear",
         "fixed": {
@@ -379,10 +385,10 @@ EXPERIMENTS = {
 }
 
 
+@in_float64  # float64 arrays as the experiment was written for, whatever the caller set
 def run_experiment(name: str, scale: str, out: str, progress: bool = True) -> list[str]:
     """Run one experiment by name; returns the result files written."""
-    if name not in EXPERIMENTS:
-        raise ValueError(f"experiment must be one of {', '.join(EXPERIMENTS)}, got {name!r}")
+    check_choice("experiment", name, EXPERIMENTS)
     _pick(scale, 0, 0, 0)
     os.makedirs(out, exist_ok=True)
     return EXPERIMENTS[name].run(scale, out, progress)

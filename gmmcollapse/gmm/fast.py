@@ -53,8 +53,10 @@ from jax.scipy.stats import norm
 from jax.typing import ArrayLike
 
 from gmmcollapse import feedback
+from gmmcollapse._validate import check_choice
 from gmmcollapse.gmm.simulate import SimResult
 from gmmcollapse.gmm.spec import GMMParams, SimSpec
+from gmmcollapse.theory.basic import in_float64
 
 __all__ = [
     "METHODS",
@@ -230,6 +232,7 @@ def _bartlett_assemble(key: Array, chi2_diag: Array, df: Array, d: int) -> Array
     return off + jnp.diag(jnp.sqrt(chi2_diag))
 
 
+@in_float64
 def bartlett_factor(key: Array, df: ArrayLike, d: int) -> Array:
     r"""Upper-triangular ``R`` (d x d, float64) with ``R^T R ~ Wishart_d(df, I_d)``.
 
@@ -244,6 +247,7 @@ def bartlett_factor(key: Array, df: ArrayLike, d: int) -> Array:
     return _bartlett_assemble(k_off, _chi2(k_diag, _bartlett_dofs(df, d)), df, d)
 
 
+@in_float64
 def wishart(key: Array, df: ArrayLike, d: int) -> Array:
     """A ``Wishart_d(df, I_d)`` draw ``R^T R`` (float64, d x d) from :func:`bartlett_factor`.
 
@@ -254,6 +258,7 @@ def wishart(key: Array, df: ArrayLike, d: int) -> Array:
     return r.T @ r
 
 
+@in_float64
 def laguerre_tridiagonal(key: Array, df: ArrayLike, d: int) -> tuple[Array, Array]:
     r"""Tridiagonal ``T = B^T B`` whose rotation ``H T H^T`` by an independent Haar ``H`` is
     ``Wishart_d(df, I_d)``.
@@ -287,6 +292,7 @@ def _frac(num: Array, den: Array) -> Array:
     return jnp.clip(jnp.where(den > 0, num / jnp.where(den > 0, den, 1.0), 0.0), 0.0, 1.0)
 
 
+@in_float64
 def cell_probabilities(p: ArrayLike, phi: ArrayLike, psi: ArrayLike) -> Array:
     r"""Probabilities of (correct kept, correct pruned, wrong kept, wrong pruned) for one sample.
 
@@ -309,6 +315,7 @@ def cell_probabilities(p: ArrayLike, phi: ArrayLike, psi: ArrayLike) -> Array:
     )
 
 
+@in_float64
 def sample_counts(
     key: Array, n: ArrayLike, p: ArrayLike, phi: ArrayLike, psi: ArrayLike
 ) -> feedback.Counts:
@@ -460,6 +467,7 @@ def _accuracy(w_mu: Array, w_norm: Array) -> Array:
     return jnp.where(w_norm > 0, norm.cdf(w_mu / jnp.where(w_norm > 0, w_norm, 1.0)), 0.5)
 
 
+@in_float64
 @partial(jax.jit, static_argnames=("spec", "method"))
 def fast_simulate(key: Array, params: GMMParams, spec: SimSpec, method: str = "auto") -> SimResult:
     r"""One round of synthesize -> noisy-oracle select -> ridge, sampled exactly in O(1) in n.
@@ -503,8 +511,7 @@ def fast_simulate(key: Array, params: GMMParams, spec: SimSpec, method: str = "a
             "fast_simulate needs generator='flip', rounds=1 and learner='ridge', got "
             f"generator={spec.generator!r}, rounds={spec.rounds}, learner={spec.learner!r}"
         )
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    check_choice("method", method, METHODS)
     if method == "auto":
         method = "bartlett" if spec.n_real_max else "tridiagonal"
     if method == "tridiagonal" and spec.n_real_max:

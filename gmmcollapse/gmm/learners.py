@@ -1,7 +1,8 @@
 """Linear learners on (possibly masked) rows: ridge (primal or dual) and logistic regression.
 
 Rows carry a weight ``q`` in {0, 1} (kept or not); ``N`` is the normaliser (all samples,
-pruned ones included, PAPER.md 1.2). All functions are for one instance; batching is vmap.
+pruned ones included, as in El Firdoussi et al., arXiv 2410.08942). All functions are for one
+instance; batching is vmap.
 """
 
 from __future__ import annotations

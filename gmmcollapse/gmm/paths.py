@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from gmmcollapse._validate import check_choice
 from gmmcollapse.gmm.simulate import _simulate
 from gmmcollapse.gmm.spec import SimSpec
 
@@ -59,8 +60,7 @@ def plan(spec: SimSpec, pts: Mapping[str, Any] | None = None, path: str = "auto"
         path: ``"auto"`` or one of :data:`PATHS` to force a path (``ValueError`` if that path
             cannot run this model exactly).
     """
-    if path not in ("auto", *PATHS):
-        raise ValueError(f"path must be one of auto, {', '.join(PATHS)}, got {path!r}")
+    check_choice("path", path, ("auto", *PATHS))
     from gmmcollapse.gmm import fast
 
     can_fast = fast.eligible(spec, pts)

@@ -41,7 +41,9 @@ from typing import Any
 import numpy as np
 
 from gmmcollapse import theory as T
-from gmmcollapse.gmm.spec import _DEFAULTS, DATA_MODES, GENERATORS, LEARNERS
+from gmmcollapse._validate import check_choice
+from gmmcollapse.gmm.spec import DATA_MODES, GENERATORS, LEARNERS, PARAM_DEFAULTS
+from gmmcollapse.theory.basic import in_float64
 
 __all__ = ["predict"]
 
@@ -54,6 +56,7 @@ def _a(x) -> np.ndarray:
     return np.asarray(x, np.float64)
 
 
+@in_float64
 def predict(
     params: Mapping[str, Any],
     generator: str = "flip",
@@ -84,17 +87,16 @@ def predict(
         ("data", data, DATA_MODES),
         ("learner", learner, LEARNERS),
     ):
-        if value not in allowed:
-            raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+        check_choice(name, value, allowed)
     if int(rounds) != rounds or rounds < 1:
         raise ValueError(f"rounds must be a whole number >= 1, got {rounds}")
     rounds = int(rounds)
-    unknown = set(params) - set(_DEFAULTS) - {"n", "d", "snr"}
+    unknown = set(params) - set(PARAM_DEFAULTS) - {"n", "d", "snr"}
     if unknown:
         raise ValueError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
     v = {
-        k: np.asarray(params.get(k, _DEFAULTS.get(k)), np.float64)
-        for k in set(_DEFAULTS) | {"n", "d", "snr"}
+        k: np.asarray(params.get(k, PARAM_DEFAULTS.get(k)), np.float64)
+        for k in set(PARAM_DEFAULTS) | {"n", "d", "snr"}
     }
     if any(
         np.ndim(v[k]) > 1 or (np.ndim(v[k]) == 1 and np.ndim(v["n"]) == 0)

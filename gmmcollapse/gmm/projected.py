@@ -48,6 +48,7 @@ from gmmcollapse import feedback
 from gmmcollapse.gmm.fast import _fit_tridiagonal, laguerre_tridiagonal
 from gmmcollapse.gmm.simulate import SimResult
 from gmmcollapse.gmm.spec import GMMParams, SimSpec
+from gmmcollapse.theory.basic import in_float64
 
 __all__ = ["BLOCK_ROWS", "TRACE_COUNT", "eligible", "projected_simulate", "why_not"]
 
@@ -275,6 +276,7 @@ def _initial_generator(key: Array, params: GMMParams, spec: SimSpec) -> Array:
     return jnp.zeros((_K,), _F64)
 
 
+@in_float64
 @partial(jax.jit, static_argnames="spec")
 def projected_simulate(key: Array, params: GMMParams, spec: SimSpec) -> SimResult:
     r"""``spec.rounds`` rounds of synthesize -> select -> ridge, sampled exactly in O(n + d).

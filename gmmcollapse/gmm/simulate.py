@@ -1,9 +1,8 @@
 """One run of synthesize -> verify -> retrain in the Gaussian mixture, and its vmapped lifts.
 
 :func:`simulate` is a pure function of ``(key, params, spec)``; ``spec`` is static, the rest
-traced. Lifts: :func:`over_seeds` (independent runs) and :func:`over_grid` (a leading
-parameter axis, the same seeds at every point: common random numbers, so a point's result
-does not depend on which grid it is in).
+traced. :func:`over_seeds` lifts it to independent runs; grids of parameter points are
+:func:`gmmcollapse.gmm.run_sweep`'s (the same seeds at every point: common random numbers).
 
 Geometry: by rotation invariance of the noise we take ``mu = snr e_1`` and ``f = e_2``; a
 test accuracy is computed exactly as ``Phi(w . mu / ||w||)`` (optionally also on a test set).
@@ -22,8 +21,9 @@ from jax.scipy.stats import norm
 from gmmcollapse import feedback
 from gmmcollapse.gmm.learners import logistic, ridge_dual, ridge_from_stats, sufficient_stats
 from gmmcollapse.gmm.spec import GMMParams, SimSpec, validate_params
+from gmmcollapse.theory.basic import in_float64
 
-__all__ = ["TRACE_COUNT", "SimResult", "over_grid", "over_seeds", "simulate", "summarize"]
+__all__ = ["TRACE_COUNT", "SimResult", "over_seeds", "simulate", "summarize"]
 
 #: how many times the run has been traced (for tests that guard against recompilation)
 TRACE_COUNT = {"simulate": 0}
@@ -296,6 +296,7 @@ def _simulate(key: Array, params: GMMParams, spec: SimSpec) -> SimResult:
     return out
 
 
+@in_float64
 def simulate(key: Array, params: GMMParams, spec: SimSpec) -> SimResult:
     """Simulate one run: ``spec.rounds`` rounds of synthesize -> select -> retrain.
 
@@ -323,6 +324,7 @@ def simulate(key: Array, params: GMMParams, spec: SimSpec) -> SimResult:
     return _simulate(key, params, spec)
 
 
+@in_float64
 def over_seeds(key: Array, params: GMMParams, spec: SimSpec, seeds: int) -> SimResult:
     """``seeds`` independent runs at one parameter point; fields gain a leading seed axis."""
     validate_params(params, spec)
@@ -330,18 +332,7 @@ def over_seeds(key: Array, params: GMMParams, spec: SimSpec, seeds: int) -> SimR
     return jax.vmap(_simulate, in_axes=(0, None, None))(keys, params, spec)
 
 
-def over_grid(key: Array, params: GMMParams, spec: SimSpec, seeds: int) -> SimResult:
-    """Runs over a grid: every field of ``params`` has a leading grid axis G.
-
-    Returns fields of shape ``(G, seeds, rounds)``. The same ``seeds`` keys are used at every
-    grid point (common random numbers).
-    """
-    validate_params(params, spec)
-    keys = jax.random.split(key, seeds)
-    per_point = jax.vmap(_simulate, in_axes=(0, None, None))
-    return jax.vmap(per_point, in_axes=(None, 0, None))(keys, params, spec)
-
-
+@in_float64
 def summarize(result: SimResult, axis: int = -2) -> tuple[SimResult, SimResult]:
     """Mean and standard error (``std / sqrt(seeds)``, ddof = 1) over the seed axis.
 

@@ -17,9 +17,23 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from gmmcollapse._validate import check_int, check_not_both_zero, check_range, is_concrete
+from gmmcollapse._validate import (
+    check_choice,
+    check_int,
+    check_not_both_zero,
+    check_range,
+    is_concrete,
+)
+from gmmcollapse.theory.basic import in_float64
 
-__all__ = ["GMMParams", "SimSpec", "make_params", "spec_dict", "validate_params"]
+__all__ = [
+    "PARAM_DEFAULTS",
+    "GMMParams",
+    "SimSpec",
+    "make_params",
+    "spec_dict",
+    "validate_params",
+]
 
 GENERATORS = ("flip", "linear", "ridge")
 LEARNERS = ("ridge", "logistic")
@@ -92,10 +106,7 @@ class SimSpec:
             ("solver", SOLVERS),
             ("dtype", ("float32", "float64")),
         ):
-            if getattr(self, name) not in allowed:
-                raise ValueError(
-                    f"{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}"
-                )
+            check_choice(name, getattr(self, name), allowed)
         if self.generator == "ridge" and self.n_real_max < 1:
             raise ValueError(
                 "n_real_max must be >= 1 for the ridge generator (it trains on real data)"
@@ -163,7 +174,8 @@ class GMMParams(NamedTuple):
     sigma: Array
 
 
-_DEFAULTS = {
+#: the value of every GMMParams field that make_params may leave out (n and snr have none)
+PARAM_DEFAULTS = {
     "p": 0.0,
     "phi": 1.0,
     "psi": 1.0,
@@ -180,16 +192,17 @@ _DEFAULTS = {
 }
 
 
+@in_float64
 def make_params(n, snr, **kwargs) -> GMMParams:
     """Build :class:`GMMParams` from keywords (defaults: no verifier, no flips, lam = 0.1).
 
     Values are converted to float64 arrays; nothing is validated here (see
     :func:`validate_params`).
     """
-    unknown = set(kwargs) - set(_DEFAULTS)
+    unknown = set(kwargs) - set(PARAM_DEFAULTS)
     if unknown:
         raise TypeError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
-    values = {**_DEFAULTS, **kwargs, "n": n, "snr": snr}
+    values = {**PARAM_DEFAULTS, **kwargs, "n": n, "snr": snr}
     return GMMParams(**{f: jnp.asarray(values[f], jnp.float64) for f in GMMParams._fields})
 
 

@@ -7,20 +7,23 @@ eigenvalue (:mod:`gmmcollapse.eigen`) and summarization experiments.
   with log-probabilities), :func:`generate` over large arrays, :func:`score` (teacher-forced
   log-probabilities of given targets).
 * :mod:`~gmmcollapse.models.train`: :class:`TrainConfig` (Adam, warm-up + cosine, clipping),
-  :func:`train` with evaluation, orbax checkpoints and resume; :func:`save_model`,
-  :func:`load_model`.
+  :func:`train` with evaluation, orbax checkpoints and resume; :func:`train_steps` (the same
+  steps, one jitted call at a time); :func:`save_model`, :func:`load_model`.
 """
 
 from gmmcollapse.models.decode import Generated, beam_search, generate, greedy, score
 from gmmcollapse.models.train import (
     TrainConfig,
     TrainResult,
+    TrainState,
     bind,
     init_params,
+    init_state,
     load_model,
     loss_fn,
     save_model,
     train,
+    train_steps,
 )
 from gmmcollapse.models.transformer import (
     BOS,
@@ -40,6 +43,7 @@ __all__ = [
     "Generated",
     "TrainConfig",
     "TrainResult",
+    "TrainState",
     "Transformer",
     "TransformerConfig",
     "beam_search",
@@ -47,10 +51,12 @@ __all__ = [
     "generate",
     "greedy",
     "init_params",
+    "init_state",
     "load_model",
     "loss_fn",
     "save_model",
     "score",
     "shift_right",
     "train",
+    "train_steps",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from gmmcollapse._validate import claim_directory
+from gmmcollapse.store import claim_directory
 
 __all__ = ["TrainCheckpoints", "load_tree", "save_tree"]
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
 import os
 import time
@@ -32,16 +31,20 @@ from flax import nnx
 
 from gmmcollapse._validate import check_int, check_range
 from gmmcollapse.models.transformer import PAD, Transformer, TransformerConfig
+from gmmcollapse.store import digest, read_json, write_json
 
 __all__ = [
     "TrainConfig",
     "TrainResult",
+    "TrainState",
     "bind",
     "init_params",
+    "init_state",
     "load_model",
     "loss_fn",
     "save_model",
     "train",
+    "train_steps",
 ]
 
 
@@ -188,13 +191,8 @@ def _fingerprint(model_cfg: TransformerConfig, train_cfg: TrainConfig, n: int, d
 
 
 def _data_hash(src: np.ndarray, tgt: np.ndarray) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    for a in (src, tgt):
-        h.update(str(a.shape).encode())
-        h.update(np.ascontiguousarray(a).tobytes())
-    return h.hexdigest()[:16]
+    parts = [p for a in (src, tgt) for p in (str(a.shape), np.ascontiguousarray(a).tobytes())]
+    return digest(*parts, length=16)
 
 
 def _micro_grads(graphdef, tc: TrainConfig, dropout: bool, params, src, tgt, s, key):
@@ -258,6 +256,74 @@ def _run_steps(graphdef, tc: TrainConfig, dropout: bool, params, opt_state, src,
 
     (params, opt_state), losses = jax.lax.scan(one_step, (params, opt_state), (src, tgt, steps))
     return params, opt_state, losses
+
+
+class TrainState(NamedTuple):
+    """A training in progress, as :func:`train_steps` advances it.
+
+    Attributes:
+        graphdef: the model's structure (from :func:`init_params`).
+        params: its parameters, a pure dict.
+        opt_state: the optimizer's state.
+        step: optimizer steps taken so far.
+    """
+
+    graphdef: Any
+    params: dict
+    opt_state: Any
+    step: int
+
+
+def init_state(model_cfg: TransformerConfig, train_cfg: TrainConfig) -> TrainState:
+    """The state :func:`train` starts from: a fresh model (seeded by ``train_cfg.seed``), a
+    fresh optimizer state, step 0."""
+    graphdef, params = init_params(model_cfg, train_cfg.seed)
+    return TrainState(graphdef, params, train_cfg.optimizer().init(params), 0)
+
+
+def train_steps(
+    model_cfg: TransformerConfig,
+    train_cfg: TrainConfig,
+    state: TrainState,
+    src,
+    tgt,
+    n_steps: int | None = None,
+) -> tuple[TrainState, np.ndarray]:
+    """Optimizer steps ``state.step`` .. ``state.step + n_steps - 1`` of :func:`train`, in one
+    jitted call.
+
+    The steps are exactly :func:`train`'s: the same batches (gathered on the host from the
+    ``(n, s)`` and ``(n, t)`` id arrays), dropout keys and compiled program, so calls of the
+    sizes :func:`train` makes give its parameters bitwise. :func:`train` adds evaluation,
+    checkpoints and a progress bar. Use it for custom loops and to time training
+    (``benchmarks/bench_eigen.py``).
+
+    Args:
+        n_steps: steps in this call (default ``train_cfg.steps_per_call``); every new value
+            compiles the step again.
+
+    Returns:
+        The advanced state and the per-step training losses (NumPy: copying them back waits
+        for the call to finish).
+    """
+    k = train_cfg.steps_per_call if n_steps is None else n_steps
+    check_int("n_steps", k, 1)
+    src = np.asarray(src, np.int32)
+    tgt = np.asarray(tgt, np.int32)
+    idx = _batch_indices(state.step, k, train_cfg.batch_size, src.shape[0], train_cfg.seed)
+    static_tc = dataclasses.replace(train_cfg, seed=0, eval_every=0, ckpt_every=0)
+    params, opt_state, losses = _run_steps(
+        state.graphdef,
+        static_tc,
+        model_cfg.dropout > 0,
+        state.params,
+        state.opt_state,
+        src[idx],
+        tgt[idx],
+        jnp.arange(state.step, state.step + k, dtype=jnp.int32),
+        jax.random.key(train_cfg.seed),
+    )
+    return TrainState(state.graphdef, params, opt_state, state.step + k), np.asarray(losses)
 
 
 def train(
@@ -377,8 +443,7 @@ def save_model(model: Transformer, path: str | os.PathLike) -> None:
     os.makedirs(path, exist_ok=True)
     _, state = nnx.split(model)
     save_tree(os.path.join(path, "params"), nnx.to_pure_dict(state))
-    with open(os.path.join(path, "config.json"), "w") as f:
-        json.dump(dataclasses.asdict(model.cfg), f, indent=1)
+    write_json(os.path.join(path, "config.json"), dataclasses.asdict(model.cfg))
 
 
 def load_model(path: str | os.PathLike) -> Transformer:
@@ -386,7 +451,6 @@ def load_model(path: str | os.PathLike) -> Transformer:
     from gmmcollapse.models.checkpoint import load_tree
 
     path = os.path.abspath(os.fspath(path))
-    with open(os.path.join(path, "config.json")) as f:
-        cfg = TransformerConfig(**json.load(f))
+    cfg = TransformerConfig(**read_json(os.path.join(path, "config.json")))
     graphdef, template = init_params(cfg)
     return bind(graphdef, load_tree(os.path.join(path, "params"), template))

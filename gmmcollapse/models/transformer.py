@@ -28,7 +28,7 @@ import jax.numpy as jnp
 from flax import nnx
 from jax import Array
 
-from gmmcollapse._validate import check_int, check_range
+from gmmcollapse._validate import check_choice, check_int, check_range
 
 __all__ = [
     "BOS",
@@ -97,8 +97,7 @@ class TransformerConfig:
             ("positions", ("learned", "sinusoidal")),
             ("dtype", ("float32", "bfloat16")),
         ):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+            check_choice(name, getattr(self, name), allowed)
 
     @property
     def compute_dtype(self):

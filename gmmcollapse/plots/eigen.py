@@ -1,7 +1,8 @@
 """The eigenvalue-experiment figures, drawn from a run's ``results.json`` only.
 
 * ``warmup``: greedy decoding vs the best of k beams picked by an oracle vs the beam the model
-  itself finds most likely, at every tolerance (PAPER.md 1.3's warm-up table).
+  itself finds most likely, at every tolerance (the warm-up table of the eigenvalue experiment,
+  Feng et al., arXiv 2406.07515).
 * ``pstar``: final accuracy of the model retrained on each strategy's selection against the
   strategy's measured p*, with the generator's accuracy as a line; error bars are 2 paired
   standard errors of the difference to the generator (same held-out matrices). The
@@ -26,6 +27,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
 
+from gmmcollapse._validate import check_choice
 from gmmcollapse.plots.gmm import _save, _style
 
 __all__ = ["FIGURES", "crossover", "draw", "load_run"]
@@ -195,6 +197,5 @@ FIGURES = {"warmup": warmup, "pstar": pstar, "datasize": datasize}
 
 def draw(name: str, run_dir: str, out_dir: str):
     """Draw one figure by name (``warmup``, ``pstar``, ``datasize``)."""
-    if name not in FIGURES:
-        raise ValueError(f"figure must be one of {', '.join(FIGURES)}, got {name!r}")
+    check_choice("figure", name, FIGURES)
     return FIGURES[name](run_dir, out_dir)

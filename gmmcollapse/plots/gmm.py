@@ -19,7 +19,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
-from gmmcollapse.sweep import load_results
+from gmmcollapse._validate import check_choice
+from gmmcollapse.gmm.sweep import load_results
 
 __all__ = ["FIGURES", "draw"]
 
@@ -437,8 +438,7 @@ FIGURES = {
 
 def draw(name: str, results_dir: str, out_dir: str):
     """Draw one figure by experiment name."""
-    if name not in FIGURES:
-        raise ValueError(f"figure must be one of {', '.join(FIGURES)}, got {name!r}")
+    check_choice("figure", name, FIGURES)
     return FIGURES[name](results_dir, out_dir)
 
 

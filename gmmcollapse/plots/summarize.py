@@ -21,6 +21,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt
 
+from gmmcollapse._validate import check_choice
 from gmmcollapse.plots.eigen import load_run as _load_run
 from gmmcollapse.plots.gmm import _save, _style
 
@@ -131,6 +132,5 @@ FIGURES = {"rates": rates, "pstar": pstar}
 
 def draw(name: str, run_dir: str, out_dir: str):
     """Draw one figure by name (``rates``, ``pstar``)."""
-    if name not in FIGURES:
-        raise ValueError(f"figure must be one of {', '.join(FIGURES)}, got {name!r}")
+    check_choice("figure", name, FIGURES)
     return FIGURES[name](run_dir, out_dir)

@@ -1,5 +1,5 @@
-"""Experiment 2 (PAPER.md 1.4): news articles, their one-sentence summaries, and the
-synthesize -> select -> retrain experiment on them.
+"""Experiment 2 (news summarization, Feng et al., arXiv 2406.07515): news articles, their
+one-sentence summaries, and the synthesize -> select -> retrain experiment on them.
 
 * :mod:`~gmmcollapse.summarize.corpus`: the built-in, deterministic news corpus (grammar in its
   docstring), streamed at any size; :func:`split`.

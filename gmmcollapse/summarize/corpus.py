@@ -68,7 +68,6 @@ ROUGE. ``with_facts=True`` adds the key event's fields to each example (for erro
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import os
 import random
@@ -78,6 +77,7 @@ from typing import Any
 import numpy as np
 
 from gmmcollapse._validate import check_int, check_range
+from gmmcollapse.store import atomic_open, dumps
 
 __all__ = [
     "CorpusConfig",
@@ -836,15 +836,13 @@ def write_jsonl(
 ) -> str:
     """Stream ``n`` pairs to a JSON-lines file (XL-Sum fields ``id``, ``text``, ``summary``).
 
-    Written to ``path + ".tmp"`` and renamed, so a finished file is always complete. Returns the
-    path; read it back with :func:`gmmcollapse.summarize.load_pairs`.
+    Written atomically (:func:`gmmcollapse.store.atomic_open`), so a finished file is always
+    complete. Returns the path; read it back with :func:`gmmcollapse.summarize.load_pairs`.
     """
     path = os.fspath(path)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_open(path) as f:
         for chunk in iter_corpus(n, seed, start=start, chunk_size=chunk_size, config=config):
-            f.writelines(json.dumps(ex, ensure_ascii=False) + "\n" for ex in chunk)
-    os.replace(tmp, path)
+            f.writelines(dumps(ex, ensure_ascii=False) + "\n" for ex in chunk)
     return path
 
 

@@ -1,4 +1,4 @@
-"""Experiment 2 end to end (PAPER.md 1.4): summaries synthesized by a seq2seq model, selected by
+"""Experiment 2 end to end (Feng et al., arXiv 2406.07515, news summarization experiment): summaries synthesized by a seq2seq model, selected by
 ROUGE against the reference, by the model itself or by a verifier model, then retrained on.
 
 1. Split the pairs into a fixed held-out test set and a training pool; the pool into the
@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import math
 import os
 import time
@@ -47,31 +46,38 @@ from typing import Any
 import jax
 import numpy as np
 
+from gmmcollapse import store
 from gmmcollapse._runs import (
-    ModelDomain,
     cached_candidates,
     cached_json,
+    decode_pools,
     finite,
+    paired_delta,
     preset,
     safe_tag,
+    save_eval,
+    selected_pairs,
     write_json,
 )
-from gmmcollapse._validate import check_int, check_range, claim_directory
+from gmmcollapse._validate import check_choice, check_int, check_range
 from gmmcollapse.models import (
     Generated,
     TrainConfig,
     Transformer,
     TransformerConfig,
+    generate,
     load_model,
     save_model,
     score,
     train,
 )
-from gmmcollapse.pipeline import Strategy, run_round
+from gmmcollapse.pipeline import DATA_MODES, Strategy, run_rounds
+from gmmcollapse.store import claim_directory
 from gmmcollapse.summarize.corpus import make_corpus
 from gmmcollapse.summarize.loaders import FORMATS, load_hf, load_pairs
 from gmmcollapse.summarize.rouge import ROUGE_TYPES, rouge_scores
 from gmmcollapse.summarize.tokenizer import SubwordTokenizer, train_tokenizer
+from gmmcollapse.theory.basic import in_float64
 
 __all__ = [
     "SCALES",
@@ -129,6 +135,10 @@ class SummarizeConfig:
         selectors: which of :data:`SELECTORS` to run.
         decode_batch: articles per decoding call.
         seed: seeds the corpus, the split, the models and the random selector.
+        rounds: synthesize -> select -> retrain rounds; in round r >= 2 each selector's model
+            from the round before summarizes the same synthesis articles again.
+        round_data: what later rounds train on: ``"replace"`` (that round's selection) or
+            ``"accumulate"`` (the selector's selections of every round so far).
     """
 
     scale: str = "quick"
@@ -158,6 +168,8 @@ class SummarizeConfig:
     selectors: tuple[str, ...] = SELECTORS
     decode_batch: int = 256
     seed: int = 0
+    rounds: int = 1
+    round_data: str = "replace"
 
     def __post_init__(self):
         if self.format not in ("auto", *FORMATS):
@@ -181,6 +193,8 @@ class SummarizeConfig:
             check_int(name, getattr(self, name), 2 if name == "tgt_len" else 1)
         check_int("warmup", self.warmup, 0)
         check_int("decode_batch", self.decode_batch, 1)
+        check_int("rounds", self.rounds, 1)
+        check_choice("round_data", self.round_data, DATA_MODES)
         check_range("lr", self.lr, 0.0, lo_open=True)
         check_range("correct_rouge1", self.correct_rouge1, 0.0, 1.0)
         if not self.rates:
@@ -222,7 +236,7 @@ class SummarizeConfig:
         )
 
     def to_json(self) -> dict:
-        return json.loads(json.dumps(dataclasses.asdict(self)))
+        return store.jsonable(dataclasses.asdict(self))
 
 
 SCALES: dict[str, SummarizeConfig] = {
@@ -266,7 +280,7 @@ SCALES: dict[str, SummarizeConfig] = {
     "paper": SummarizeConfig(
         scale="paper",
         notes=(
-            "PAPER.md 1.4 on one GPU: XL-Sum English (about 307k training pairs; from local "
+            "Feng et al., arXiv 2406.07515, news summarization experiment on one GPU: XL-Sum English (about 307k training pairs; from local "
             "files with --data PATH, or hf:xlsum with a network), generator on 12.5%, a 6+6 "
             "layer width-512 transformer instead of Llama-2-7B, articles cut at 512 tokens, "
             "beam 8; about 7e3 PFLOP of training for the 24 models. Correct = ROUGE-1 at "
@@ -372,10 +386,12 @@ def _split_pool(cfg: SummarizeConfig, pool: list[dict]) -> dict[str, list[dict]]
 # ----------------------------------------------------------------------------- domain
 
 
-class SummarizeDomain(ModelDomain):
-    """The summarization domain for :func:`gmmcollapse.pipeline.run_round`.
+class SummarizeDomain:
+    """The summarization domain: satisfies :class:`gmmcollapse.pipeline.Domain`.
 
-    Inputs are ``{"src": (n, src_len) ids, "row": (n,) indices into the references}``.
+    Inputs are ``{"src": (n, src_len) ids, "row": (n,) indices into the references}``. The
+    verifier model (or None when no selector reads it) is fixed at construction; nothing is
+    changed afterwards.
     """
 
     def __init__(
@@ -386,22 +402,14 @@ class SummarizeDomain(ModelDomain):
         references: list[str],
         out: str,
         progress: bool = True,
+        verifier: Transformer | None = None,
     ):
         self.cfg, self.tok, self.out, self.progress = cfg, tok, out, progress
         self.model_cfg = cfg.model_config(tok.vocab_size)
         self.references = references
         self.test_refs = [p["summary"] for p in test]
-        self.test_src = self.encode_src([p["text"] for p in test])
-        self.verifier: Transformer | None = None
-
-    def encode_src(self, texts: list[str]) -> np.ndarray:
-        return self.tok.encode_source(texts, self.cfg.src_len)
-
-    def encode_pairs(self, pairs: list[dict]) -> tuple[np.ndarray, np.ndarray]:
-        return (
-            self.encode_src([p["text"] for p in pairs]),
-            self.tok.encode_target([p["summary"] for p in pairs], self.cfg.tgt_len),
-        )
+        self.test_src = encode_src(cfg, tok, [p["text"] for p in test])
+        self.verifier = verifier
 
     def texts(self, gen: Generated) -> list[str]:
         """The candidates' texts, flattened in (input, candidate) order."""
@@ -410,17 +418,16 @@ class SummarizeDomain(ModelDomain):
 
     # -- the Domain protocol ------------------------------------------------------------
     def synthesize(self, generator, inputs: dict, pools: set[str]) -> dict[str, Generated]:
-        return self.decode_pools(generator, inputs["src"], pools)
+        cfg = self.cfg
+        return decode_pools(
+            generator, inputs["src"], pools, beam=cfg.beam, batch_size=cfg.decode_batch,
+            progress=self.progress,
+        )  # fmt: skip
 
     def scores(self, inputs: dict, pool_name: str, gen: Generated) -> dict[str, np.ndarray]:
-        """``oracle`` (ROUGE-1), ``self``, ``verifier`` and ``correct`` tables (n, k), cached in
-        ``scores_<pool>.npz`` (they depend only on the run's fixed candidates)."""
-        path = os.path.join(self.out, f"scores_{pool_name}.npz")
+        """``oracle`` (ROUGE-1), ``self``, ``verifier`` (when the domain has one) and
+        ``correct`` tables (n, k)."""
         n, k = np.shape(gen.logprob)
-        if os.path.exists(path):  # removed whenever the candidates are (re)computed
-            z = np.load(path)
-            if z["oracle"].shape == (n, k) and (self.verifier is None or "verifier" in z.files):
-                return {name: z[name] for name in z.files}
         refs = [self.references[i] for i in np.asarray(inputs["row"]) for _ in range(k)]
         oracle = rouge_scores(self.texts(gen), refs, types=("rouge1",))["rouge1"].reshape(n, k)
         length = np.maximum(np.asarray(gen.length), 1)
@@ -440,36 +447,52 @@ class SummarizeDomain(ModelDomain):
                 desc=f"verifier {pool_name}",
             )
             tables["verifier"] = (lp / np.maximum(ln, 1)).reshape(n, k)
-        tmp = path + ".tmp.npz"
-        np.savez(tmp, **tables)
-        os.replace(tmp, path)
         return tables
 
     def training_set(self, inputs: dict, gen: Generated, selection) -> tuple:
-        return self.selected_pairs(inputs["src"], gen, selection, self.cfg.tgt_len)
+        return selected_pairs(inputs["src"], gen, selection, self.cfg.tgt_len)
 
-    def train(self, data: tuple, tag: str, seed: int | None = None) -> Transformer:
+    def train(self, data: tuple, tag: str) -> Transformer:
         """A fresh model with the run's recipe (retrained models share the seed ``seed + 1``)."""
-        tc = self.cfg.train_config(self.cfg.seed + 1 if seed is None else seed)
-        res = train(
-            self.model_cfg,
-            tc,
-            *data,
-            ckpt_dir=os.path.join(self.out, "ckpt", safe_tag(tag)),
-            progress=self.progress,
-            desc=f"train {tag}",
-        )
-        return res.model
+        return train_model(self.cfg, self.model_cfg, self.out, data, tag, self.cfg.seed + 1,
+                           self.progress)  # fmt: skip
 
     def evaluate(self, model: Transformer, tag: str = "model") -> dict:
         """Mean ROUGE-1/2/L F of greedy summaries of the held-out articles, and the fraction
         correct; per-article ROUGE-1 is kept in ``eval/<tag>.npy`` for paired comparisons."""
-        g = self.decode(model, self.test_src, 1, f"eval {tag}")
+        g = generate(
+            model, self.test_src, 1, batch_size=self.cfg.decode_batch, progress=self.progress,
+            desc=f"eval {tag}",
+        )  # fmt: skip
         r = rouge_scores(self.texts(g), self.test_refs)
-        self.save_eval(tag, r["rouge1"])
+        save_eval(self.out, tag, r["rouge1"])
         out = {k: float(r[k].mean()) for k in ROUGE_TYPES}
         out["correct"] = float(np.mean(r["rouge1"] >= self.cfg.correct_rouge1))
         return out
+
+
+def encode_src(cfg: SummarizeConfig, tok: SubwordTokenizer, texts: list[str]) -> np.ndarray:
+    return tok.encode_source(texts, cfg.src_len)
+
+
+def encode_pairs(cfg: SummarizeConfig, tok: SubwordTokenizer, pairs: list[dict]) -> tuple:
+    return (
+        encode_src(cfg, tok, [p["text"] for p in pairs]),
+        tok.encode_target([p["summary"] for p in pairs], cfg.tgt_len),
+    )
+
+
+def train_model(cfg, model_cfg, out, data, tag, seed, progress) -> Transformer:
+    """A fresh model with the run's recipe, checkpointed under ``out/ckpt/<tag>``."""
+    res = train(
+        model_cfg,
+        cfg.train_config(seed),
+        *data,
+        ckpt_dir=os.path.join(out, "ckpt", safe_tag(tag)),
+        progress=progress,
+        desc=f"train {tag}",
+    )
+    return res.model
 
 
 def _model(dom: SummarizeDomain, out: str, name: str, pairs: list[dict], seed: int):
@@ -478,7 +501,8 @@ def _model(dom: SummarizeDomain, out: str, name: str, pairs: list[dict], seed: i
     if os.path.exists(os.path.join(path, "config.json")):
         model = load_model(path)
     else:
-        model = dom.train(dom.encode_pairs(pairs), name, seed=seed)
+        data = encode_pairs(dom.cfg, dom.tok, pairs)
+        model = train_model(dom.cfg, dom.model_cfg, out, data, name, seed, dom.progress)
         dom.tok.save(os.path.join(path, "tokenizer"))  # a saved model carries its tokenizer
         save_model(model, path)  # config.json last: it marks the directory complete
     metrics = cached_json(
@@ -487,6 +511,24 @@ def _model(dom: SummarizeDomain, out: str, name: str, pairs: list[dict], seed: i
     return model, metrics
 
 
+def _cached_scores(dom: SummarizeDomain, inputs: dict, pools: dict) -> dict:
+    """Round 0's score tables, cached in ``scores_<pool>.npz`` (they depend only on the run's
+    fixed candidates; removed whenever the candidates are recomputed)."""
+    tables = {}
+    for name, gen in pools.items():
+        path = os.path.join(dom.out, f"scores_{name}.npz")
+        n, k = np.shape(gen.logprob)
+        if os.path.exists(path):
+            z = store.load_npz(path)
+            if z["oracle"].shape == (n, k) and (dom.verifier is None or "verifier" in z):
+                tables[name] = z
+                continue
+        tables[name] = dom.scores(inputs, name, gen)
+        store.save_npz(path, **tables[name])
+    return tables
+
+
+@in_float64  # float64 arrays as the experiment was written for, whatever the caller set
 def run(cfg: SummarizeConfig, out: str, *, progress: bool = True, log=print) -> dict:
     """Run the experiment into directory ``out``; returns (and writes) ``results.json``.
 
@@ -526,7 +568,8 @@ def run(cfg: SummarizeConfig, out: str, *, progress: bool = True, log=print) -> 
         tok = train_tokenizer(pool, vocab_size=cfg.vocab_size)
         tok.save(tok_dir)
     syn = parts["syn"]
-    dom = SummarizeDomain(cfg, tok, test, [p["summary"] for p in syn], out, progress)
+    refs = [p["summary"] for p in syn]
+    dom = SummarizeDomain(cfg, tok, test, refs, out, progress)  # for the human-pair models
     timing["data"] = time.perf_counter() - t0
     sizes = {"pool": len(pool), "test": len(test)} | {k: len(v) for k, v in parts.items()}
     log(f"data: {sizes}, vocabulary {tok.vocab_size}")
@@ -537,14 +580,15 @@ def run(cfg: SummarizeConfig, out: str, *, progress: bool = True, log=print) -> 
     strats = strategies(cfg)
     ver_eval = None
     if any(s.score == "verifier" for s in strats):  # trained only when a selector reads it
-        dom.verifier, ver_eval = _model(dom, out, "verifier", parts["verifier"], cfg.seed + 2)
+        verifier, ver_eval = _model(dom, out, "verifier", parts["verifier"], cfg.seed + 2)
         log(f"verifier model: {ver_eval}")
+        dom = SummarizeDomain(cfg, tok, test, refs, out, progress, verifier=verifier)
     _, human_eval = _model(dom, out, "human_full", pool, cfg.seed + 1)
     log(f"human_full: {human_eval}")
     timing["reference_models"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    inputs = {"src": dom.encode_src([p["text"] for p in syn]), "row": np.arange(len(syn))}
+    inputs = {"src": encode_src(cfg, tok, [p["text"] for p in syn]), "row": np.arange(len(syn))}
     cand_path = os.path.join(out, "candidates.npz")
     if not os.path.exists(cand_path):  # scores of earlier candidates (if any) are stale
         for p in ("greedy", "beam"):
@@ -553,7 +597,7 @@ def run(cfg: SummarizeConfig, out: str, *, progress: bool = True, log=print) -> 
     pools = cached_candidates(
         cand_path, lambda: dom.synthesize(generator, inputs, {s.pool for s in strats})
     )
-    tables = {p: dom.scores(inputs, p, g) for p, g in pools.items()}
+    tables = _cached_scores(dom, inputs, pools)
     timing["synthesize"] = time.perf_counter() - t0
     cand = {}
     for p, t in tables.items():
@@ -563,16 +607,20 @@ def run(cfg: SummarizeConfig, out: str, *, progress: bool = True, log=print) -> 
     log(f"candidates: {cand}")
 
     t0 = time.perf_counter()
-    res = run_round(
+    per_round = run_rounds(
         dom,
         generator,
         inputs,
         strats,
         jax.random.key(cfg.seed),
-        store=os.path.join(out, "strategies"),
+        rounds=cfg.rounds,
+        data=cfg.round_data,
+        store=out,
         candidates=pools,
+        scores=tables,
         log=log,
     )
+    res = [per_round[0][s.name] for s in strats]
     timing["retrain"] = time.perf_counter() - t0
 
     selectors: dict[str, dict] = {}
@@ -583,8 +631,12 @@ def run(cfg: SummarizeConfig, out: str, *, progress: bool = True, log=print) -> 
             {k: rt[k] for k in ("phi", "psi", "p_star", "p")}
             | {"n_selected": int(rt["n_selected"])}
             | {k: x.metrics.get(k) for k in (*ROUGE_TYPES, "correct")}
-            | {"vs_generator": dom.paired_delta(f"{s.name}@{x.n_inputs}")}
+            | {"vs_generator": paired_delta(out, f"{s.name}@{x.n_inputs}")}
         )
+        if cfg.rounds > 1:  # ROUGE-1 of the selector's model in each round
+            selectors[sel][rate]["rounds"] = [
+                rr[s.name].metrics.get("rouge1") for rr in per_round if s.name in rr
+            ]
     flat = [v for d in selectors.values() for v in d.values()]
     rho = spearman([_num(v["p_star"]) for v in flat], [_num(v["rouge1"]) for v in flat])
     # at one rate every selector keeps the same number of articles, so only the quality of
@@ -612,3 +664,63 @@ def run(cfg: SummarizeConfig, out: str, *, progress: bool = True, log=print) -> 
 
 def _num(v) -> float:
     return float("nan") if v is None else float(v)
+
+
+def describe(cfg: SummarizeConfig) -> str:
+    """The dry-run plan: data, model, the models trained and their FLOPs."""
+    mc = cfg.model_config(cfg.vocab_size)
+    fl = mc.flops_per_example()
+    strats = strategies(cfg)
+    uses_verifier = any(s.score == "verifier" for s in strats)
+    n_models = 2 + uses_verifier + len(strats) * cfg.rounds
+    data = "the built-in corpus" if cfg.data is None else cfg.data
+    lines = [
+        f"summarize {cfg.scale}: {data}, {cfg.n_pairs or 'all'} training pairs, {cfg.n_test} test",
+        (
+            f"  model: {mc.enc_layers}+{mc.dec_layers} layers, width {mc.width}, {mc.heads} heads, "
+            f"ff {mc.ff}, vocabulary {cfg.vocab_size}, articles cut at {cfg.src_len} tokens: "
+            f"{mc.param_count() / 1e6:.2f}M parameters"
+        ),
+        (
+            f"  generator on {cfg.gen_fraction:.1%} of the pool, verifier on "
+            f"{cfg.verifier_fraction:.1%}; greedy + beam {cfg.beam} on the rest; "
+            f"{len(cfg.selectors)} selectors x rates {', '.join(f'{r:g}' for r in cfg.rates)}; "
+            f"{cfg.rounds} round(s) ({cfg.round_data})"
+        ),
+    ]
+    total_ex = cfg.batch_size * cfg.steps * n_models
+    lines.append(
+        f"  {n_models} models x {cfg.steps} steps x {cfg.batch_size}: "
+        f"{total_ex * fl['train'] / 1e15:.3g} PFLOP of training in all"
+    )
+    if cfg.notes:
+        lines.append(f"  notes: {cfg.notes}")
+    return "\n".join(lines)
+
+
+def report(res: dict) -> str:
+    """The printed summary of a finished run's ``results.json``."""
+    n = res["config"]["n_test"]
+    lines = [f"ROUGE-1 / 2 / L on {n} held-out articles"]
+    for k in ("generator", "human_full", "verifier_model"):
+        m = res[k]
+        if m is not None:
+            lines.append(f"  {k:<22}{m['rouge1']:8.4f}{m['rouge2']:8.4f}{m['rougeL']:8.4f}")
+    lines.append(f"  {'selector':<22}{'rate':>6}{'p*':>7}{'kept':>8}{'ROUGE-1':>9}{'vs gen':>16}")
+    for name, per_rate in res["selectors"].items():
+        for rate, v in per_rate.items():
+            ps, r1, d = v.get("p_star"), v.get("rouge1"), v.get("vs_generator")
+            vs = "" if d is None else f"{d['delta']:+.4f} +- {d['se'] or math.nan:.4f}"
+            lines.append(
+                f"  {name:<22}{rate:>6}{'-' if ps is None else f'{ps:.3f}':>7}"
+                f"{v['n_selected']:>8}{'-' if r1 is None else f'{r1:.4f}':>9}{vs:>18}"
+            )
+    rho = res.get("spearman") or {}
+    lines.append(
+        f"  Spearman(p*, ROUGE-1) = {rho.get('rho')} (p = {rho.get('pvalue')}, n = {rho.get('n')})"
+    )
+    for rate, w in (res.get("spearman_within_rate") or {}).items():
+        lines.append(
+            f"    at rate {rate}: {w.get('rho')} (p = {w.get('pvalue')}, n = {w.get('n')})"
+        )
+    return "\n".join(lines)

@@ -40,7 +40,7 @@ import warnings
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from gmmcollapse._validate import check_int
+from gmmcollapse._validate import check_choice, check_int
 
 __all__ = ["FORMATS", "HF_DATASETS", "load_hf", "load_pairs"]
 
@@ -61,8 +61,7 @@ _SUMMARY_FIELDS = sorted({s for _, s in FORMATS.values()})
 
 
 def _check_format(format: str) -> None:
-    if format != "auto" and format not in FORMATS:
-        raise ValueError(f"format must be one of auto, {', '.join(FORMATS)}, got {format!r}")
+    check_choice("format", format, ("auto", *FORMATS))
 
 
 def _resolve_fields(where: str, columns: Iterable[str], format: str) -> tuple[str, str]:
@@ -344,16 +343,15 @@ def load_pairs(
     if limit is not None:
         check_int("limit", limit, 1)
     path = os.fspath(path)
+    check_choice("filetype", filetype, ("auto", *_FILETYPES))
     if filetype == "auto":
         ft, comp = _filetype(path)
-    elif filetype in _FILETYPES:
+    else:
         low = path.lower()
         ft, comp = (
             filetype,
             "gzip" if low.endswith(".gz") else "bz2" if low.endswith(".bz2") else None,
         )
-    else:
-        raise ValueError(f"filetype must be one of auto, {', '.join(_FILETYPES)}, got {filetype!r}")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no such file: {path}")
     if ft == "jsonl":

@@ -24,8 +24,6 @@ special tokens, so no text (not even a literal ``"<eos>"``) can encode to a spec
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from collections.abc import Iterable, Sequence
 
@@ -33,6 +31,7 @@ import numpy as np
 
 from gmmcollapse._validate import check_int, check_strings
 from gmmcollapse.models.transformer import BOS, EOS, N_SPECIAL, PAD
+from gmmcollapse.store import digest, read_json, write_json, write_text
 
 __all__ = ["SubwordTokenizer", "train_tokenizer"]
 
@@ -136,11 +135,8 @@ class SubwordTokenizer:
             "vocab_size": self.vocab_size,
             "fingerprint": self.fingerprint,
         }
-        for name, text in ((_MODEL, self.to_str()), (_META, json.dumps(meta, indent=1))):
-            tmp = os.path.join(directory, name + ".tmp")
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(text)
-            os.replace(tmp, os.path.join(directory, name))
+        write_text(os.path.join(directory, _MODEL), self.to_str())
+        write_json(os.path.join(directory, _META), meta)
         return directory
 
     @classmethod
@@ -151,8 +147,7 @@ class SubwordTokenizer:
         for p in paths:
             if not os.path.isfile(p):
                 raise FileNotFoundError(f"no saved tokenizer in {directory} (missing {p})")
-        with open(paths[1], encoding="utf-8") as f:
-            meta = json.load(f)
+        meta = read_json(paths[1])
         if meta.get("kind") != _KIND or meta.get("n_special") != N_SPECIAL:
             raise ValueError(
                 f"{paths[1]}: a tokenizer of kind {meta.get('kind')!r} with "
@@ -173,7 +168,7 @@ class SubwordTokenizer:
     @property
     def fingerprint(self) -> str:
         """SHA-256 (hex, 16 digits) of the BPE model: equal for equal tokenizers."""
-        return hashlib.sha256(self.to_str().encode()).hexdigest()[:16]
+        return digest(self.to_str(), length=16)
 
     def __eq__(self, other) -> bool:
         return isinstance(other, SubwordTokenizer) and self.to_str() == other.to_str()

@@ -1,7 +1,9 @@
 """Predictions of the Gaussian-mixture model of training on verified synthesized data.
 
-Everything here is pure ``jax.numpy`` in float64 (the package enables ``jax_enable_x64`` on
-import), broadcasts over its arguments, and works under ``jit``, ``vmap`` and ``grad``.
+Everything here is pure ``jax.numpy`` in float64, broadcasts over its arguments, and works
+under ``jit``, ``vmap`` and ``grad``. Each function runs under ``jax.enable_x64(True)``
+(:func:`gmmcollapse.theory.basic.in_float64`): it returns float64 arrays whatever the user's
+``jax_enable_x64`` setting, and leaves that setting unchanged.
 """
 
 from gmmcollapse.theory.basic import (
@@ -11,8 +13,6 @@ from gmmcollapse.theory.basic import (
     infinite_data_accuracy,
     keep_fraction,
 )
-
-# <helpers add their imports below this line>
 from gmmcollapse.theory.bvn import bivariate_normal_cdf
 from gmmcollapse.theory.classwise import (
     ClassLimit,

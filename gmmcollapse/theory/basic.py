@@ -1,6 +1,6 @@
 """Closed forms of the phi-psi model: breakdown point, keep fraction, infinite-data limit.
 
-Conventions (Feng et al., *Beyond Model Collapse*, 2024, section 3):
+Conventions (Feng et al., *Beyond Model Collapse*, arXiv 2406.07515, section 3):
 
 * data: ``y`` uniform in {-1, +1}, ``x | y ~ N(y mu, I_d)``, ``snr = ||mu||``;
 * generator: the synthesized label ``y~`` is wrong with probability ``p``, independently of x;
@@ -9,10 +9,19 @@ Conventions (Feng et al., *Beyond Model Collapse*, 2024, section 3):
 All functions are pure ``jax.numpy``, broadcast over their arguments, and are safe under
 ``jit``, ``vmap`` and ``grad``. Concrete inputs are validated (``ValueError`` naming the
 parameter); traced inputs are not (see :mod:`gmmcollapse._validate`).
+
+Precision: every public function of the theory is wrapped in :func:`in_float64`, so it
+computes in float64 and returns float64 arrays whatever the user's ``jax_enable_x64`` is, and
+leaves that setting as it found it.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from typing import TypeVar
+
+import jax
 import jax.numpy as jnp
 from jax import Array
 from jax.scipy.stats import norm
@@ -25,9 +34,37 @@ __all__ = [
     "breakdown_point",
     "check_rates",
     "effective_noise",
+    "in_float64",
     "infinite_data_accuracy",
     "keep_fraction",
 ]
+
+_F = TypeVar("_F", bound=Callable)
+
+
+def in_float64(fn: _F) -> _F:
+    """Decorator: run ``fn`` with 64-bit types enabled, whatever the caller's JAX setting.
+
+    The call runs under ``jax.enable_x64(True)`` (a context manager: thread-local, undone on
+    return), so ``jnp.float64`` means float64 inside it, and jitted functions it calls are
+    traced, compiled and cached as float64 programs. Results are float64 arrays; the caller's
+    ``jax_enable_x64`` is unchanged afterwards. With x64 on the wrapper changes nothing.
+    Name, signature and docstring are ``fn``'s.
+
+    With x64 off, eager calls and ``vmap`` always work, and gradients come back in the dtype of
+    the caller's input. A caller's own ``jit`` (or ``grad``) is lowered (or transposed) after
+    the call returns, outside the context: most theory functions work there, but programs
+    that draw random bits or use some special functions do not compile then (the
+    simulations, ``clopper_pearson_interval`` under ``jit``, ``retraining_accuracy`` under
+    ``grad``). Run such code with x64 on, e.g. ``with jax.enable_x64(True): jax.jit(f)(x)``.
+    """
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with jax.enable_x64(True):
+            return fn(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
 
 
 def check_rates(
@@ -41,13 +78,14 @@ def check_rates(
 
 
 def f64(x: ArrayLike) -> Array:
-    """``x`` as a float64 array (the theory's working precision)."""
+    """``x`` as a float64 array (the theory's working precision; call inside :func:`in_float64`)."""
     return jnp.asarray(x, dtype=jnp.float64)
 
 
 _f = f64
 
 
+@in_float64
 def breakdown_point(phi: ArrayLike, psi: ArrayLike) -> Array:
     r"""The breakdown point :math:`p^* = \phi / (\phi + \psi) = 1 / (1 + \psi/\phi)`.
 
@@ -68,6 +106,7 @@ def breakdown_point(phi: ArrayLike, psi: ArrayLike) -> Array:
     return phi / (phi + psi)
 
 
+@in_float64
 def keep_fraction(p: ArrayLike, phi: ArrayLike, psi: ArrayLike) -> Array:
     r"""Fraction of synthesized examples the verifier keeps: :math:`\alpha = (1-p)\phi + p\psi`.
 
@@ -80,6 +119,7 @@ def keep_fraction(p: ArrayLike, phi: ArrayLike, psi: ArrayLike) -> Array:
     return (1.0 - p) * phi + p * psi
 
 
+@in_float64
 def effective_noise(p: ArrayLike, phi: ArrayLike, psi: ArrayLike) -> Array:
     r"""Wrong-label rate among kept examples: :math:`\varepsilon = p\psi / ((1-p)\phi + p\psi)`.
 
@@ -97,6 +137,7 @@ def effective_noise(p: ArrayLike, phi: ArrayLike, psi: ArrayLike) -> Array:
     return jnp.where(alpha > 0, p * psi / safe, jnp.nan)
 
 
+@in_float64
 def bayes_accuracy(snr: ArrayLike) -> Array:
     r"""Bayes-optimal accuracy :math:`\Phi(\|\mu\|)` of the symmetric two-Gaussian mixture.
 
@@ -108,6 +149,7 @@ def bayes_accuracy(snr: ArrayLike) -> Array:
     return norm.cdf(_f(snr))
 
 
+@in_float64
 def infinite_data_accuracy(snr: ArrayLike, p: ArrayLike, phi: ArrayLike, psi: ArrayLike) -> Array:
     r"""Accuracy of the linear (ridge / least-squares) learner with infinitely many kept samples.
 

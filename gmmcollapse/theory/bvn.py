@@ -65,6 +65,7 @@ from jax.typing import ArrayLike
 
 from gmmcollapse._validate import check_range
 from gmmcollapse.theory.basic import f64 as _f
+from gmmcollapse.theory.basic import in_float64
 
 __all__ = ["bivariate_normal_cdf"]
 
@@ -230,6 +231,7 @@ def _bvn(h: Array, k: Array, rho: Array) -> Array:
     return _bvn_value(*jnp.broadcast_arrays(h, k, rho))
 
 
+@in_float64
 def bivariate_normal_cdf(h: ArrayLike, k: ArrayLike, rho: ArrayLike) -> Array:
     r"""Standard bivariate normal CDF :math:`\Phi_2(h, k; \rho) = P(X \le h, Y \le k)`.
 

@@ -15,7 +15,8 @@ Model (Feng et al., *Beyond Model Collapse*, 2024, section 3, before the simplif
       + \lambda \|w\|^2 ,
 
   the population limit of ``(1/N) sum_i kept_i (y~_i - w.x_i - b)^2 + lam ||w||^2`` with ``N``
-  counting pruned samples too (PAPER.md 1.2). ``bias=False`` drops ``b``.
+  counting pruned samples too (the convention of El Firdoussi et al., arXiv 2410.08942).
+  ``bias=False`` drops ``b``.
 
 Per class write
 
@@ -61,6 +62,7 @@ from jax.typing import ArrayLike
 
 from gmmcollapse._validate import check_range
 from gmmcollapse.theory.basic import f64 as _f
+from gmmcollapse.theory.basic import in_float64
 
 __all__ = [
     "ClassLimit",
@@ -122,6 +124,7 @@ def _margin(u_pos, u_neg, v_pos, v_neg, bias: bool) -> Array:
     return jnp.where(both, _safe_div(u_pos, v_pos) + _safe_div(u_neg, v_neg), 0.0)
 
 
+@in_float64
 def class_infinite_data_limit(
     snr: ArrayLike,
     p_pos: ArrayLike,
@@ -180,6 +183,7 @@ def class_infinite_data_limit(
     return ClassLimit(s, b, acc, gap, margin)
 
 
+@in_float64
 def class_infinite_data_accuracy(
     snr: ArrayLike,
     p_pos: ArrayLike,
@@ -214,6 +218,7 @@ def class_infinite_data_accuracy(
     ).accuracy
 
 
+@in_float64
 def class_breakdown_margin(
     p_pos: ArrayLike,
     p_neg: ArrayLike,
@@ -247,6 +252,7 @@ def class_breakdown_margin(
     return _margin(*_masses(*rates), bias)
 
 
+@in_float64
 def class_is_optimal(
     snr: ArrayLike,
     p_pos: ArrayLike,

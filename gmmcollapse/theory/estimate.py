@@ -1,10 +1,10 @@
 r"""Estimating the breakdown point ``p* = phi / (phi + psi)`` from a labelled sample.
 
-The paper proposes ``p*`` as a measurable proxy (Feng et al., *Beyond Model Collapse*, 2024;
-PAPER.md 1.1). Run the verifier on generated examples whose correctness is known, estimate the
-keep rates on correct examples (``phi``) and on wrong ones (``psi``), and predict that selection
-helps if the generator's error rate is below ``p*``. This module gives the point estimate and a
-confidence interval.
+The paper proposes ``p*`` as a measurable proxy (Feng et al., *Beyond Model Collapse*, arXiv
+2406.07515, section 3). Run the verifier on generated examples whose correctness is known,
+estimate the keep rates on correct examples (``phi``) and on wrong ones (``psi``), and predict
+that selection helps if the generator's error rate is below ``p*``. This module gives the point
+estimate and a confidence interval.
 
 Interval (a documented choice; the paper gives none):
 
@@ -48,6 +48,7 @@ from jax.scipy.special import betainc
 from jax.typing import ArrayLike
 
 from gmmcollapse._validate import check_int, check_range, is_concrete
+from gmmcollapse.theory.basic import in_float64
 
 __all__ = [
     "BreakdownEstimate",
@@ -90,6 +91,7 @@ class BreakdownEstimate(NamedTuple):
     n_wrong: Array
 
 
+@in_float64
 def wilson_interval(successes: ArrayLike, n: ArrayLike, z: ArrayLike) -> tuple[Array, Array]:
     r"""Wilson score interval for a binomial proportion.
 
@@ -165,6 +167,7 @@ def _clopper_pearson(k: Array, n: Array, tail: Array) -> tuple[Array, Array]:
     return lo, hi
 
 
+@in_float64
 def clopper_pearson_interval(
     successes: ArrayLike, n: ArrayLike, confidence: ArrayLike = 0.95
 ) -> tuple[Array, Array]:
@@ -233,6 +236,7 @@ def _check_flags(name: str, x) -> None:
         raise ValueError(f"{name} must be boolean (or 0/1), got values other than 0 and 1")
 
 
+@in_float64
 def estimate_breakdown_point(
     correct: ArrayLike, kept: ArrayLike, confidence: ArrayLike = 0.95
 ) -> BreakdownEstimate:

@@ -1,8 +1,8 @@
 r"""Exact theory for a *linear* verifier (and a linear or flip generator) in the Gaussian mixture.
 
-Model (PAPER.md section 1.1): ``y`` uniform in {-1, +1}, ``x | y ~ N(y mu, I_d)``,
-``m = snr = ||mu||``, ``e = mu / m`` and ``f`` a fixed unit vector orthogonal to ``e``. Angles
-are measured from ``e`` towards ``f``::
+Model (Feng et al., arXiv 2406.07515, section 3): ``y`` uniform in {-1, +1},
+``x | y ~ N(y mu, I_d)``, ``m = snr = ||mu||``, ``e = mu / m`` and ``f`` a fixed unit vector
+orthogonal to ``e``. Angles are measured from ``e`` towards ``f``::
 
     w_gen = cos(theta_gen) e + sin(theta_gen) f,    w_ver = cos(theta_ver) e + sin(theta_ver) f.
 
@@ -13,9 +13,10 @@ Generators:
   of ``x`` (the generator of the phi-psi theory, :mod:`gmmcollapse.theory.basic`).
 
 Verifier: keep a sample iff ``y~ (w_ver . x) >= tau``. This margin rule is the package's
-documented choice: the paper parameterises its linear verifiers by the angle ``theta_prune``
-but does not state the exact rule (PAPER.md 1.1). ``tau = 0`` means "the verifier's linear
-classifier agrees with the label"; ``tau = -inf`` keeps everything, ``tau = +inf`` nothing.
+documented choice: the paper (Feng et al., arXiv 2406.07515) parameterises its linear
+verifiers by the angle ``theta_prune`` but does not state the exact rule. ``tau = 0`` means "the
+verifier's linear classifier agrees with the label"; ``tau = -inf`` keeps everything,
+``tau = +inf`` nothing.
 
 Why a separate theory: the phi-psi model assumes the keep decision is independent of ``x``
 given whether the label is correct. A linear verifier keeps samples by where ``x`` lies, so
@@ -44,6 +45,7 @@ from jax.typing import ArrayLike
 
 from gmmcollapse._validate import check_range
 from gmmcollapse.theory.basic import f64 as _f
+from gmmcollapse.theory.basic import in_float64
 from gmmcollapse.theory.bvn import _bvn
 
 __all__ = [
@@ -82,6 +84,7 @@ class KeepRates(NamedTuple):
     psi: Array
 
     @property
+    @in_float64
     def p_star(self) -> Array:
         r"""The phi-psi breakdown point :math:`p^* = \phi / (\phi + \psi)` (NaN if both are 0).
 
@@ -105,6 +108,7 @@ def _safe_ratio(num: Array, den: Array) -> Array:
     return jnp.where(den > 0, num / safe, jnp.nan)
 
 
+@in_float64
 def linear_keep_rates(
     snr: ArrayLike, theta_gen: ArrayLike, theta_ver: ArrayLike, tau: ArrayLike
 ) -> KeepRates:
@@ -177,6 +181,7 @@ def _linear_keep_rates(m, tg, tv, tau) -> KeepRates:
     return KeepRates(p, _safe_ratio(kept_right, right), _safe_ratio(kept_wrong, p))
 
 
+@in_float64
 def flip_linear_keep_rates(
     snr: ArrayLike, p: ArrayLike, theta_ver: ArrayLike, tau: ArrayLike
 ) -> KeepRates:
@@ -397,6 +402,7 @@ def _flip_pieces(m, p, tv, tau, phi=1.0, psi=1.0):
     return _stack(one, -one), _stack((1.0 - p) * phi, p * psi), wedges
 
 
+@in_float64
 def linear_infinite_data_accuracy(
     snr: ArrayLike,
     theta_gen: ArrayLike,
@@ -409,7 +415,8 @@ def linear_infinite_data_accuracy(
     r"""Exact accuracy of ridge trained on infinitely many linear-generator samples, pruned.
 
     Population limit of ``w = (X^T Q X / N + lam I)^{-1} X^T Q y~ / N`` (``N`` counts every
-    generated sample, pruned ones included; ``lam`` is *not* scaled with ``N``; PAPER.md 1.2):
+    generated sample, pruned ones included; ``lam`` is *not* scaled with ``N``; the convention
+    of El Firdoussi et al., arXiv 2410.08942):
 
     .. math::
         w = \big(E[x x^\top 1_{kept}] + \lambda I\big)^{-1} E[x\,\tilde y\,1_{kept}], \qquad
@@ -461,6 +468,7 @@ def _linear_accuracy(m, tg, tv, tau, lam, phi, psi) -> Array:
     return _ridge_accuracy(m, lam, _kept_moments(m, _linear_pieces(m, tg, tv, tau, phi, psi)))
 
 
+@in_float64
 def flip_linear_infinite_data_accuracy(
     snr: ArrayLike,
     p: ArrayLike,

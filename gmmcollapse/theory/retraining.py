@@ -45,8 +45,8 @@ from jax import Array, lax
 from jax.scipy.special import ndtr
 from jax.typing import ArrayLike
 
-from gmmcollapse._validate import check_int, check_range, is_concrete
-from gmmcollapse.theory.basic import check_rates
+from gmmcollapse._validate import check_choice, check_int, check_range, is_concrete
+from gmmcollapse.theory.basic import check_rates, in_float64
 from gmmcollapse.theory.basic import f64 as _f
 from gmmcollapse.theory.linear import _flip_pieces, _kept_moments
 from gmmcollapse.theory.ridge import ridge_limit
@@ -81,10 +81,8 @@ class RetrainingLimit(NamedTuple):
 
 
 def _check_args(generator, data, p, theta_gen, n_real, lam_gen):
-    if generator not in GENERATORS:
-        raise ValueError(f"generator must be one of {', '.join(GENERATORS)}, got {generator!r}")
-    if data not in DATA_MODES:
-        raise ValueError(f"data must be one of {', '.join(DATA_MODES)}, got {data!r}")
+    check_choice("generator", generator, GENERATORS)
+    check_choice("data", data, DATA_MODES)
     own = {"flip": ("p",), "linear": ("theta_gen",), "ridge": ("n_real", "lam_gen")}[generator]
     given = {"p": p, "theta_gen": theta_gen, "n_real": n_real, "lam_gen": lam_gen}
     stray = [k for k, v in given.items() if v is not None and k not in own]
@@ -184,6 +182,7 @@ def _per_round(rounds, generator, data, n, d, m, p, tg, n_real, lam_gen, lam, ve
     return jnp.concatenate([first.accuracy[..., None], jnp.moveaxis(accs, 0, -1)], -1)
 
 
+@in_float64
 def retraining_accuracy(
     rounds: int,
     n: ArrayLike,
@@ -272,6 +271,7 @@ def _retraining_impl(
 _retraining = jax.jit(_retraining_impl, static_argnums=(0, 1, 2))
 
 
+@in_float64
 def retraining_limit(
     n: ArrayLike,
     d: ArrayLike,

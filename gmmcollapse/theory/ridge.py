@@ -1,6 +1,6 @@
 r"""Exact proportional-regime (n, d -> inf, d/n fixed) accuracy of the ridge classifier.
 
-Convention (El Firdoussi, Seddik et al., ICLR 2025; PAPER.md section 1.2)::
+Convention (El Firdoussi, Seddik et al., arXiv 2410.08942, ICLR 2025)::
 
     w = (X^T Q X / N + lam I)^{-1} X^T Q y~ / N,    Q = diag(kept),   decision sign(w . x)
 
@@ -29,10 +29,10 @@ Minimising what is left over ``w_S`` is a small linear solve,
 and the envelope theorem gives the orthogonal norm
 ``||w_perp||^2 = -delta'(lam) sum_g pi_g c_g^2 sigma_g^2 E_g[t^2]`` with
 ``E_g[t^2] = (1 - s_g m_g . w_S)^2 + sigma_g^2 ||w_S||^2``. With one noise level the fixed
-point is a quadratic and everything is closed form; it reproduces the clean-keep formula of
-PAPER.md 1.2 (tested). Different noise levels (a shifted synthetic law) need the genuine
-fixed-point solve, done by safeguarded Newton in :func:`solve_delta` with implicit
-differentiation.
+point is a quadratic and everything is closed form; it reproduces (tested) the clean-keep
+closed form :func:`clean_ridge_accuracy` (El Firdoussi et al., arXiv 2410.08942). Different
+noise levels (a shifted synthetic law) need the genuine fixed-point solve, done by
+safeguarded Newton in :func:`solve_delta` with implicit differentiation.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ from jax.scipy.stats import norm
 from jax.typing import ArrayLike
 
 from gmmcollapse._validate import check_range, is_concrete
-from gmmcollapse.theory.basic import check_rates
+from gmmcollapse.theory.basic import check_rates, in_float64
 from gmmcollapse.theory.basic import f64 as _f
 
 __all__ = [
@@ -114,6 +114,7 @@ def _newton_bisect(eta, lam, pi, sigma2, tol=1e-14, max_iter=200):
     return x
 
 
+@in_float64
 def solve_delta(
     eta: ArrayLike, lam: ArrayLike, pi: ArrayLike, sigma2: ArrayLike
 ) -> tuple[Array, Array]:
@@ -199,6 +200,7 @@ def _check_common(d, snr, lam):
     check_range("lam", lam, 0.0, lo_open=True)
 
 
+@in_float64
 def ridge_limit(
     n_real: ArrayLike,
     n_syn: ArrayLike,
@@ -276,6 +278,7 @@ def _ridge_limit(one_level, n_real, n_syn, d, snr, p, phi, psi, lam, beta, gamma
     return limit._replace(w_mu=limit.w_mu * snr, accuracy=norm.cdf(limit.accuracy * snr))
 
 
+@in_float64
 def shifted_mixed_ridge_accuracy(
     n_real: ArrayLike,
     n_syn: ArrayLike,
@@ -304,6 +307,7 @@ def shifted_mixed_ridge_accuracy(
     return ridge_limit(n_real, n_syn, d, snr, p, phi, psi, lam, beta, gamma, sigma).accuracy
 
 
+@in_float64
 def mixed_ridge_accuracy(
     n_real: ArrayLike,
     n_syn: ArrayLike,
@@ -318,17 +322,19 @@ def mixed_ridge_accuracy(
 
     ``n_real`` clean real samples and ``n_syn`` synthesized samples (label error ``p``, kept
     with probability ``phi`` if correct and ``psi`` if wrong), all with the same feature law
-    ``x | y ~ N(y mu, I_d)``; ``N = n_real + n_syn`` counts pruned samples (PAPER.md 1.2).
+    ``x | y ~ N(y mu, I_d)``; ``N = n_real + n_syn`` counts pruned samples (El Firdoussi et al.,
+    arXiv 2410.08942).
     Rows are exchangeable, so this is the clean-keep problem with
     ``N_k = n_real + alpha n_syn`` samples (``alpha`` = :func:`keep_fraction`), flip rate
     ``eps = p psi n_syn / N_k`` and ridge ``lam N / N_k``:
 
     .. math::
-        \delta = rac{\eta - 1 - \lambda' + \sqrt{(1 + \lambda' - \eta)^2 + 4\eta\lambda'}}{2\lambda'},
+        \delta = \frac{\eta - 1 - \lambda' + \sqrt{(1 + \lambda' - \eta)^2 + 4\eta\lambda'}}{2\lambda'},
         \quad \eta = d/N_k,\ \lambda' = \lambda N/N_k,
 
     ``D = m^2 + 1 + lam'(1 + delta)``, ``E[g] = kappa m^2 / D`` (``kappa = 1 - 2 eps``,
-    ``m = snr``), and accuracy ``Phi(E[g] / sqrt(Var g))`` with the variance of PAPER.md 1.2.
+    ``m = snr``), and accuracy ``Phi(E[g] / sqrt(Var g))`` with the variance of
+    :func:`clean_ridge_accuracy`.
     Computed through the general group solution of this module (identical algebra; tested
     against the closed form above and against simulation). Equals :func:`ridge_accuracy`
     at ``n_real = 0``.
@@ -345,6 +351,7 @@ def mixed_ridge_accuracy(
     return ridge_limit(n_real, n_syn, d, snr, p, phi, psi, lam).accuracy
 
 
+@in_float64
 def ridge_accuracy(
     n: ArrayLike,
     d: ArrayLike,
@@ -356,7 +363,8 @@ def ridge_accuracy(
 ) -> Array:
     r"""Exact proportional-regime accuracy of ridge trained on ``n`` pruned synthesized samples.
 
-    ``n`` counts every synthesized sample, pruned or kept (PAPER.md 1.2); the label error is
+    ``n`` counts every synthesized sample, pruned or kept (El Firdoussi et al., arXiv
+    2410.08942); the label error is
     ``p``, the verifier keeps correct labels with probability ``phi`` and wrong ones with
     ``psi``. Signed: below 1/2 when ``p > p*``. Limits: ``n/d -> inf`` gives
     :func:`infinite_data_accuracy` (``n = inf`` is that limit); ``p = 0`` (or ``psi = 0``)
@@ -372,10 +380,11 @@ def ridge_accuracy(
     return ridge_limit(0.0, n, d, snr, p, phi, psi, lam).accuracy
 
 
+@in_float64
 def clean_ridge_accuracy(
     n: ArrayLike, d: ArrayLike, snr: ArrayLike, eps: ArrayLike, lam: ArrayLike
 ) -> Array:
-    r"""The clean-keep closed form of PAPER.md 1.2, written out literally (a reference).
+    r"""The clean-keep closed form (El Firdoussi et al., arXiv 2410.08942), written out literally.
 
     ``n`` samples all kept, labels flipped with probability ``eps``; ``eta = d/n``,
     ``kappa = 1 - 2 eps``, ``m = snr``::

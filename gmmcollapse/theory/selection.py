@@ -1,6 +1,7 @@
 r"""Exact finite-n/d ridge accuracy when selection reads x: linear verifiers, linear generators.
 
-Model (PAPER.md 1.1 and section 3; symbols as in :mod:`gmmcollapse.theory.linear`):
+Model (Feng et al., arXiv 2406.07515, section 3, with verifiers and generators that read x, this
+package's extension; symbols as in :mod:`gmmcollapse.theory.linear`):
 ``x = y mu + z``, ``mu = m e``; labels from flips (rate ``p``, independent of x) or from a linear
 generator ``y~ = sign(w_gen . x)``; a sample is kept iff ``y~ (w_ver . x) >= tau`` and an
 independent noisy oracle keeps it (``phi`` if the label is correct, ``psi`` if wrong);
@@ -53,7 +54,7 @@ from jax.scipy.special import ndtr
 from jax.typing import ArrayLike
 
 from gmmcollapse._validate import check_range
-from gmmcollapse.theory.basic import check_rates
+from gmmcollapse.theory.basic import check_rates, in_float64
 from gmmcollapse.theory.basic import f64 as _f
 from gmmcollapse.theory.linear import (
     _FAR,
@@ -377,6 +378,7 @@ def _linear_limit(n, d, m, tg, tv, tau, lam, phi, psi, n_real) -> SelectionLimit
     return _nan_outside(valid, lim)
 
 
+@in_float64
 def flip_linear_ridge_limit(
     n: ArrayLike,
     d: ArrayLike,
@@ -395,6 +397,7 @@ def flip_linear_ridge_limit(
     return _flip_limit(*map(_f, (n, d, snr, p, theta_ver, tau, lam, phi, psi, n_real)))
 
 
+@in_float64
 def flip_linear_ridge_accuracy(
     n: ArrayLike,
     d: ArrayLike,
@@ -438,6 +441,7 @@ def flip_linear_ridge_accuracy(
     return flip_linear_ridge_limit(n, d, snr, p, theta_ver, tau, lam, phi, psi, n_real).accuracy
 
 
+@in_float64
 def linear_ridge_limit(
     n: ArrayLike,
     d: ArrayLike,
@@ -456,6 +460,7 @@ def linear_ridge_limit(
     return _linear_limit(*map(_f, (n, d, snr, theta_gen, theta_ver, tau, lam, phi, psi, n_real)))
 
 
+@in_float64
 def linear_ridge_accuracy(
     n: ArrayLike,
     d: ArrayLike,
@@ -525,6 +530,7 @@ def _breakdown(n, d, m, tv, tau, lam, phi, psi, n_real):
     return jnp.where(jnp.isnan(acc(jnp.zeros_like(n))), jnp.nan, root)
 
 
+@in_float64
 def finite_breakdown_point(
     n: ArrayLike,
     d: ArrayLike,

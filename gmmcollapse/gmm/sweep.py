@@ -36,14 +36,12 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import itertools
 import json
 import math
 import os
 import platform
 import shutil
-import tempfile
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -61,20 +59,34 @@ from jax.sharding import PartitionSpec as P
 from gmmcollapse._validate import check_int
 from gmmcollapse.gmm.paths import PATHS, Plan, plan
 from gmmcollapse.gmm.spec import (
-    _DEFAULTS,
+    PARAM_DEFAULTS,
     GMMParams,
     SimSpec,
     make_params,
     spec_dict,
     validate_params,
 )
+from gmmcollapse.store import (
+    FingerprintMismatch,
+    RunDir,
+    digest,
+    dumps,
+    load_npz,
+    read_json,
+    restore_floats,
+    save_npz,
+)
+from gmmcollapse.theory.basic import in_float64
 
 __all__ = [
+    "ChunkStore",
     "Results",
     "Sweep",
     "dry_run",
     "grid_points",
     "load_results",
+    "run_bytes",
+    "run_flops",
     "run_sweep",
     "save_results",
 ]
@@ -163,13 +175,20 @@ class Sweep:
         for k in keys:  # a parameter set by some cases only takes its default in the others
             for part in parts:
                 if k not in part:
-                    if k not in _DEFAULTS:  # n, snr, d have no default
+                    if k not in PARAM_DEFAULTS:  # n, snr, d have no default
                         raise ValueError(
                             f"{k} is set by some cases only: give it in every case or in fixed"
                         )
                     n = len(next(iter(part.values()))) if part else 1
-                    part[k] = np.full((n,), _DEFAULTS[k], dtype=np.float64)
+                    part[k] = np.full((n,), PARAM_DEFAULTS[k], dtype=np.float64)
         return {k: np.concatenate([p[k] for p in parts]) for k in keys}
+
+    def grid_axes(self) -> dict[str, np.ndarray]:
+        """The values of every axis (``case``: the case indices), as in :class:`Results`."""
+        axes = {k: np.atleast_1d(np.asarray(v, np.float64)) for k, v in self.axes.items()}
+        if self.cases:
+            axes = {"case": np.arange(len(self.cases), dtype=np.float64), **axes}
+        return axes
 
     def to_json(self) -> dict:
         d = asdict(self)
@@ -223,41 +242,28 @@ class Results:
 
 
 def save_results(path, results: Results) -> None:
-    """Write ``results`` to ``path`` atomically (temporary file in the same folder, rename)."""
+    """Write ``results`` to ``path`` atomically (see :func:`gmmcollapse.store.save_npz`).
+
+    ``__meta__`` is JSON under the package's policy (:mod:`gmmcollapse.store`: NaN -> null,
+    infinities -> ``"inf"`` / ``"-inf"``).
+    """
     arrays = {f"axis/{k}": v for k, v in results.axes.items()}
     arrays.update(results.data)
-    arrays["__meta__"] = np.asarray(json.dumps(results.meta))
-    _atomic_savez(path, arrays)
-
-
-def _atomic_savez(path, arrays: Mapping[str, np.ndarray]) -> None:
-    """``np.savez`` to a temporary file in the target folder, then ``os.replace``.
-
-    A reader (or a re-run after ``kill -9``) sees either the old file or the complete new one.
-    The temporary name starts with ``.tmp-`` so it never looks like a finished chunk.
-    """
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".npz")
-    os.close(fd)
-    try:
-        np.savez(tmp, **arrays)
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    arrays["__meta__"] = np.asarray(dumps(results.meta))
+    save_npz(path, **arrays)
 
 
 def load_results(path) -> Results:
     """Read a file written by :func:`save_results`."""
-    with np.load(path, allow_pickle=False) as f:
-        meta = json.loads(str(f["__meta__"]))
-        axes = {k[5:]: f[k] for k in f.files if k.startswith("axis/")}
-        order = meta.get("axis_order", list(axes))
-        axes = {k: axes[k] for k in order}
-        data = {k: f[k] for k in f.files if not k.startswith("axis/") and k != "__meta__"}
+    arrays = load_npz(path)
+    meta = json.loads(str(arrays.pop("__meta__")))
+    if "sweep" in meta:  # the definition's numbers as floats again (e.g. tau = -inf)
+        for k in ("axes", "fixed", "cases"):
+            if k in meta["sweep"]:
+                meta["sweep"][k] = restore_floats(meta["sweep"][k])
+    axes = {k[5:]: v for k, v in arrays.items() if k.startswith("axis/")}
+    axes = {k: axes[k] for k in meta.get("axis_order", list(axes))}
+    data = {k: v for k, v in arrays.items() if not k.startswith("axis/")}
     return Results(axes=axes, data=data, meta=meta)
 
 
@@ -339,8 +345,12 @@ class _Group(NamedTuple):
     def starts(self) -> range:
         return range(0, len(self.idx), self.chunk)
 
+    def size(self, start: int) -> int:
+        """Points of the chunk starting at ``start`` (the last one may be short)."""
+        return min(self.chunk, len(self.idx) - start)
 
-def _run_bytes(path: str, spec: SimSpec) -> int:
+
+def run_bytes(path: str, spec: SimSpec) -> int:
     """Bytes of sampled data one run holds at a time (the memory model of ``--dry-run``)."""
     d, item = spec.d, np.dtype(spec.dtype).itemsize
     if path == "fast":
@@ -361,7 +371,7 @@ def _run_bytes(path: str, spec: SimSpec) -> int:
     return words * item
 
 
-def _run_flops(path: str, spec: SimSpec) -> float:
+def run_flops(path: str, spec: SimSpec) -> float:
     """Floating-point operations of one run (leading terms of the solves).
 
     primal / streaming: ``2 n d^2 + d^3/3`` (Gram matrix, Cholesky); dual: ``2 n^2 d + n^3/3``;
@@ -431,7 +441,7 @@ def _groups(sweep: Sweep, pts: dict[str, np.ndarray]) -> list[_Group]:
         rest.append((d, n_max, idx, params, items[0][4]._replace(spec=spec)))
     out = []
     for d, n_max, idx, params, chosen in rest:
-        per_point = sweep.seeds * _run_bytes(chosen.path, chosen.spec)
+        per_point = sweep.seeds * run_bytes(chosen.path, chosen.spec)
         auto = int(max(1, min(len(idx), sweep.memory_budget // per_point)))
         out.append(_Group(d, n_max, idx, params, chosen, sweep.chunk or auto))
     return out
@@ -456,10 +466,13 @@ def _simulate_chunk(group: _Group, start: int, keys, mesh: Mesh | None) -> dict[
 
 @functools.cache
 def _source_hash() -> str:
-    """sha256 of the package's simulation sources: an edited simulator never reuses old chunks."""
-    root = os.path.dirname(os.path.abspath(__file__))
-    h = hashlib.sha256()
-    for sub in ("gmm", "feedback.py", "sweep.py"):
+    """sha256 of the package's simulation sources: an edited simulator never reuses old chunks.
+
+    ``gmm/`` (this sweep included) and ``feedback.py``.
+    """
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    parts: list[bytes] = []
+    for sub in ("gmm", "feedback.py"):
         base = os.path.join(root, sub)
         files = (
             [base]
@@ -468,12 +481,13 @@ def _source_hash() -> str:
         )
         for f in files:
             with open(f, "rb") as fh:
-                h.update(os.path.relpath(f, root).encode() + b"\0" + fh.read())
-    return h.hexdigest()
+                parts.append(os.path.relpath(f, root).encode() + b"\0" + fh.read())
+    return digest(*parts)
 
 
 def _fingerprint(sweep: Sweep, groups: list[_Group]) -> tuple[str, dict]:
-    """sha256 of the canonical JSON of everything that determines the numbers and the chunks.
+    """The :func:`gmmcollapse.store.fingerprint` of everything that determines the numbers and
+    the chunks, and that definition.
 
     The sweep definition (without its name, which changes no number, and with the resolved
     chunk size of every group in place of ``chunk`` / ``memory_budget``), each group's path and
@@ -506,16 +520,7 @@ def _fingerprint(sweep: Sweep, groups: list[_Group]) -> tuple[str, dict]:
         "jax": jax.__version__,
         "backend": jax.default_backend(),
     }
-    text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest(), doc
-
-
-def _parts_dir(path) -> str:
-    return os.fspath(path) + ".parts"
-
-
-def _chunk_file(parts: str, group: int, start: int) -> str:
-    return os.path.join(parts, f"chunk_{group}_{start}.npz")
+    return gmmcollapse.store.fingerprint(doc), doc
 
 
 def _mismatch(parts: str, theirs: str, ours: str) -> ValueError:
@@ -526,37 +531,116 @@ def _mismatch(parts: str, theirs: str, ours: str) -> ValueError:
     )
 
 
-def _open_parts(path, fingerprint: str, doc: dict) -> str:
-    """Create ``<path>.parts/`` with its fingerprint, or check the one that is there."""
-    parts = _parts_dir(path)
-    stamp = os.path.join(parts, "fingerprint.json")
-    if os.path.exists(stamp):
-        with open(stamp) as f:
-            theirs = json.load(f)["fingerprint"]
-        if theirs != fingerprint:
-            raise _mismatch(parts, theirs, fingerprint)
-        return parts
-    if os.path.isdir(parts) and any(n.startswith("chunk_") for n in os.listdir(parts)):
-        raise _mismatch(parts, "unknown (no fingerprint.json)", fingerprint)
-    os.makedirs(parts, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=parts, prefix=".tmp-", suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump({"fingerprint": fingerprint, "definition": doc}, f, indent=1, sort_keys=True)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, stamp)  # several processes may race here: they write the same content
-    return parts
+#: a chunk: (index of its static group, position of its first point in the group)
+Chunk = tuple[int, int]
 
 
-def _save_chunk(file: str, stats: dict[str, np.ndarray], fingerprint: str) -> None:
-    _atomic_savez(file, {**stats, "__fingerprint__": np.asarray(fingerprint)})
+class ChunkStore:
+    """The finished chunks of one sweep, by :data:`Chunk`.
 
+    Without a results path it holds them in memory. With one, every saved chunk is also
+    written atomically to ``<path>.parts/chunk_<group>_<start>.npz`` (its arrays and the
+    sweep's fingerprint), a :class:`~gmmcollapse.store.RunDir` claimed by the sweep's
+    definition (``fingerprint.json``: ``{"fingerprint", "definition"}``), so any process, or a
+    re-run after ``kill -9``, finds them there.
+    """
 
-def _load_chunk(file: str, fingerprint: str) -> dict[str, np.ndarray]:
-    with np.load(file, allow_pickle=False) as f:
-        theirs = str(f["__fingerprint__"])
-        if theirs != fingerprint:
-            raise _mismatch(os.path.dirname(file), theirs, fingerprint)
-        return {k: f[k] for k in f.files if k != "__fingerprint__"}
+    def __init__(self, folder: str | None, fingerprint: str):
+        self.folder = folder
+        self.fingerprint = fingerprint
+        self._memory: dict[Chunk, dict[str, np.ndarray]] = {}
+
+    @classmethod
+    def open(cls, path: str | os.PathLike | None, fingerprint: str, definition: dict):
+        """The store of a sweep for results ``path`` (``None``: in memory only).
+
+        Creates ``<path>.parts/`` with the stamp, or reopens it; ``ValueError`` (before
+        anything is computed) when it holds another configuration's chunks.
+        """
+        if path is None:
+            return cls(None, fingerprint)
+        folder = os.fspath(path) + ".parts"
+        stamp = os.path.join(folder, "fingerprint.json")
+        stray = os.path.isdir(folder) and any(n.startswith("chunk_") for n in os.listdir(folder))
+        if stray and not os.path.exists(stamp):
+            raise _mismatch(folder, "unknown (no fingerprint.json)", fingerprint)
+        try:
+            RunDir(folder, {"definition": definition, "fingerprint": fingerprint})
+        except FingerprintMismatch:
+            theirs = read_json(stamp).get("fingerprint", "unknown")
+            raise _mismatch(folder, str(theirs), fingerprint) from None
+        return cls(folder, fingerprint)
+
+    def file(self, chunk: Chunk) -> str:
+        """The chunk's file in the parts folder."""
+        return os.path.join(self.folder, f"chunk_{chunk[0]}_{chunk[1]}.npz")
+
+    def has(self, chunk: Chunk) -> bool:
+        """Whether the chunk is finished (saved here, or by any process in the parts folder)."""
+        return chunk in self._memory or (
+            self.folder is not None and os.path.exists(self.file(chunk))
+        )
+
+    def save(self, chunk: Chunk, stats: dict[str, np.ndarray]) -> None:
+        """Keep a computed chunk (and write its file atomically)."""
+        if self.folder is not None:
+            save_npz(self.file(chunk), **stats, __fingerprint__=np.asarray(self.fingerprint))
+        self._memory[chunk] = stats
+
+    def load(self, chunk: Chunk) -> dict[str, np.ndarray]:
+        """A finished chunk's arrays; ``ValueError`` if its file is another sweep's."""
+        if chunk in self._memory:
+            return self._memory[chunk]
+        stats = load_npz(self.file(chunk))
+        theirs = str(stats.pop("__fingerprint__"))
+        if theirs != self.fingerprint:
+            raise _mismatch(self.folder, theirs, self.fingerprint)
+        return stats
+
+    def wait(self, chunks: list[Chunk], seconds: float) -> None:
+        """Wait for the other processes' chunks; ``TimeoutError`` after ``seconds``."""
+        deadline = time.time() + seconds
+        while True:
+            missing = [c for c in chunks if not self.has(c)]
+            if not missing or time.time() >= deadline:
+                break
+            time.sleep(min(2.0, max(0.0, deadline - time.time())))
+        if missing:
+            raise TimeoutError(
+                f"{len(missing)} of {len(chunks)} chunks are still missing in {self.folder} "
+                f"after {seconds:g} s; re-run the same sweep to compute them and merge"
+            )
+
+    def merge(
+        self, groups: list[_Group], chunks: list[Chunk], shape: tuple[int, ...]
+    ) -> dict[str, np.ndarray]:
+        """``sim_mean/<field>`` and ``sim_se/<field>`` over the grid (``shape + (rounds,)``)."""
+        size = int(np.prod(shape))
+        mean: dict[str, np.ndarray] = {}
+        se: dict[str, np.ndarray] = {}
+        rounds = 0
+        for c in chunks:
+            stats = self.load(c)
+            if not mean:
+                fields = [k[5:] for k in stats if k.startswith("mean/")]
+                rounds = stats[f"mean/{fields[0]}"].shape[-1]
+                mean = {f: np.full((size, rounds), np.nan) for f in fields}
+                se = {f: np.full((size, rounds), np.nan) for f in fields}
+            grp = groups[c[0]]
+            at = grp.idx[c[1] : c[1] + grp.size(c[1])]
+            for f in mean:
+                mean[f][at] = stats[f"mean/{f}"]
+                se[f][at] = stats[f"se/{f}"]
+        out = {}
+        for f in mean:
+            out[f"sim_mean/{f}"] = mean[f].reshape(shape + (rounds,))
+            out[f"sim_se/{f}"] = se[f].reshape(shape + (rounds,))
+        return out
+
+    def remove(self) -> None:
+        """Delete the parts folder (after the merge, its chunks are redundant)."""
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _finished(path, fingerprint: str) -> Results | None:
@@ -565,7 +649,7 @@ def _finished(path, fingerprint: str) -> Results | None:
     A re-run of a finished sweep then simulates nothing; results of another configuration at
     ``path`` are simply recomputed and replaced (they are never mixed).
     """
-    if path is None or not os.path.isfile(path) or os.path.isdir(_parts_dir(path)):
+    if path is None or not os.path.isfile(path) or os.path.isdir(os.fspath(path) + ".parts"):
         return None
     try:
         old = load_results(path)
@@ -587,6 +671,63 @@ def _assigned(n_chunks: int, process_index: int, process_count: int) -> list[int
 # ------------------------------------------------------------------------------ the driver
 
 
+def _meta(sweep: Sweep) -> dict[str, Any]:
+    return {
+        "sweep": sweep.to_json(),
+        "axis_order": sweep.axis_names,
+        "cases": list(sweep.cases),
+        "grid_size": int(np.prod(sweep.shape)),
+        "jax": jax.__version__,
+        "backend": jax.default_backend(),
+        "devices": len(jax.devices()),
+        "platform": platform.platform(),
+    }
+
+
+def _theory(theory: Callable, pts: dict[str, np.ndarray], shape: tuple[int, ...]) -> dict:
+    """``theory/<name>`` arrays shaped like the grid (plus a trailing axis, e.g. rounds)."""
+    data = {}
+    for k, v in theory(pts).items():
+        v = np.asarray(v, dtype=np.float64)
+        data[f"theory/{k}"] = v.reshape(shape + v.shape[1:] if v.ndim > 1 else shape)
+    return data
+
+
+def _compute(
+    sweep: Sweep,
+    groups: list[_Group],
+    store: ChunkStore,
+    mine: list[Chunk],
+    progress: bool | Callable[[dict], Any],
+) -> int:
+    """Simulate and save the chunks of ``mine`` the store lacks; returns how many."""
+    from tqdm.auto import tqdm
+
+    todo = [c for c in mine if not store.has(c)]
+    bar = tqdm(
+        total=sum(groups[g].size(s) for g, s in mine),
+        initial=sum(groups[g].size(s) for g, s in mine if (g, s) not in todo),
+        desc=f"sweep {sweep.name}",
+        unit="pt",
+        disable=progress is not True,
+        leave=False,
+        dynamic_ncols=True,
+    )
+    keys = jax.random.split(jax.random.key(sweep.seed), sweep.seeds)
+    mesh = _local_mesh()
+    try:
+        for n_done, (g, s) in enumerate(todo, 1):
+            store.save((g, s), _simulate_chunk(groups[g], s, keys, mesh))
+            bar.update(groups[g].size(s))
+            if callable(progress):
+                info = {"group": g, "start": s, "points": groups[g].size(s)}
+                progress({**info, "done": n_done, "todo": len(todo)})
+    finally:
+        bar.close()
+    return len(todo)
+
+
+@in_float64  # bitwise the same arrays whatever the caller's jax_enable_x64
 def run_sweep(
     sweep: Sweep,
     theory: Callable[[dict[str, np.ndarray]], Mapping[str, Any]] | None = None,
@@ -624,19 +765,7 @@ def run_sweep(
     """
     t0 = time.time()
     pts = sweep.points()
-    g = int(np.prod(sweep.shape))
-    shape = sweep.shape
-    data: dict[str, np.ndarray] = {}
-    meta: dict[str, Any] = {
-        "sweep": sweep.to_json(),
-        "axis_order": sweep.axis_names,
-        "cases": list(sweep.cases),
-        "grid_size": g,
-        "jax": jax.__version__,
-        "backend": jax.default_backend(),
-        "devices": len(jax.devices()),
-        "platform": platform.platform(),
-    }
+    meta = _meta(sweep)
     index, count = process if process is not None else (jax.process_index(), jax.process_count())
     if not 0 <= index < count:
         raise ValueError(f"process index {index} not in [0, {count})")
@@ -644,20 +773,15 @@ def run_sweep(
         raise ValueError("a sweep over several processes needs a results path (shared folder)")
 
     groups = _groups(sweep, pts) if sweep.seeds else []
-    parts = fingerprint = reuse = None
+    store = reuse = None
     if groups:
-        fingerprint, doc = _fingerprint(sweep, groups)
-        meta["fingerprint"] = fingerprint
-        reuse = _finished(path, fingerprint)
-        if path is not None and reuse is None:
-            parts = _open_parts(path, fingerprint, doc)  # raises on a mismatch: nothing ran
+        fp, definition = _fingerprint(sweep, groups)
+        meta["fingerprint"] = fp
+        reuse = _finished(path, fp)
+        if reuse is None:
+            store = ChunkStore.open(path, fp, definition)  # raises on a mismatch: nothing ran
 
-    if theory is not None and index == 0:
-        for k, v in theory(pts).items():
-            v = np.asarray(v, dtype=np.float64)
-            # per point, or per point and round (a trailing axis, like the simulation's)
-            data[f"theory/{k}"] = v.reshape(shape + v.shape[1:] if v.ndim > 1 else shape)
-
+    data = _theory(theory, pts, sweep.shape) if theory is not None and index == 0 else {}
     if reuse is not None:  # the same sweep already finished at `path`: nothing to simulate
         if index != 0:
             return None
@@ -667,83 +791,14 @@ def run_sweep(
         meta["chunks_computed"], meta["chunks_loaded"] = 0, reuse.meta.get("chunks")
     elif groups:
         chunks = [(gi, s) for gi, grp in enumerate(groups) for s in grp.starts]
-        size = {c: min(groups[c[0]].chunk, len(groups[c[0]].idx) - c[1]) for c in chunks}
         mine = [chunks[i] for i in _assigned(len(chunks), index, count)]
-        have = (
-            set() if parts is None else {c for c in mine if os.path.exists(_chunk_file(parts, *c))}
-        )
-        todo = [c for c in mine if c not in have]
-
-        from tqdm.auto import tqdm
-
-        bar = tqdm(
-            total=sum(size[c] for c in mine),
-            initial=sum(size[c] for c in have),
-            desc=f"sweep {sweep.name}",
-            unit="pt",
-            disable=progress is not True,
-            leave=False,
-            dynamic_ncols=True,
-        )
-        keys = jax.random.split(jax.random.key(sweep.seed), sweep.seeds)
-        mesh = _local_mesh()
-        computed: dict[tuple[int, int], dict[str, np.ndarray]] = {}
-        try:
-            for n_done, c in enumerate(todo, 1):
-                stats = _simulate_chunk(groups[c[0]], c[1], keys, mesh)
-                if parts is not None:
-                    _save_chunk(_chunk_file(parts, *c), stats, fingerprint)
-                computed[c] = stats
-                bar.update(size[c])
-                if callable(progress):
-                    info = {"group": c[0], "start": c[1], "points": size[c]}
-                    progress({**info, "done": n_done, "todo": len(todo)})
-        finally:
-            bar.close()
-        meta["chunks"] = len(chunks)
-        meta["chunks_computed"] = len(computed)
-        meta["processes"] = count
+        computed = _compute(sweep, groups, store, mine, progress)
+        meta.update(chunks=len(chunks), chunks_computed=computed, processes=count)
         if index != 0:
             return None  # process 0 merges
-
-        if parts is not None:  # wait for the other processes' chunks
-            deadline = time.time() + wait
-            while True:
-                missing = [
-                    c
-                    for c in chunks
-                    if c not in computed and not os.path.exists(_chunk_file(parts, *c))
-                ]
-                if not missing or time.time() >= deadline:
-                    break
-                time.sleep(min(2.0, max(0.0, deadline - time.time())))
-            if missing:
-                raise TimeoutError(
-                    f"{len(missing)} of {len(chunks)} chunks are still missing in {parts} "
-                    f"after {wait:g} s; re-run the same sweep to compute them and merge"
-                )
-        meta["chunks_loaded"] = len(chunks) - len(computed)
-
-        rounds = None
-        mean_all: dict[str, np.ndarray] = {}
-        se_all: dict[str, np.ndarray] = {}
-        for c in chunks:
-            stats = computed.get(c)
-            if stats is None:
-                stats = _load_chunk(_chunk_file(parts, *c), fingerprint)
-            if rounds is None:
-                fields = [k[5:] for k in stats if k.startswith("mean/")]
-                rounds = stats[f"mean/{fields[0]}"].shape[-1]
-                mean_all = {f: np.full((g, rounds), np.nan) for f in fields}
-                se_all = {f: np.full((g, rounds), np.nan) for f in fields}
-            grp = groups[c[0]]
-            at = grp.idx[c[1] : c[1] + size[c]]
-            for f in mean_all:
-                mean_all[f][at] = stats[f"mean/{f}"]
-                se_all[f][at] = stats[f"se/{f}"]
-        for f in mean_all:
-            data[f"sim_mean/{f}"] = mean_all[f].reshape(shape + (rounds,))
-            data[f"sim_se/{f}"] = se_all[f].reshape(shape + (rounds,))
+        store.wait(chunks, wait)
+        meta["chunks_loaded"] = len(chunks) - computed
+        data.update(store.merge(groups, chunks, sweep.shape))
         meta["groups"] = [
             {
                 "d": grp.d,
@@ -757,14 +812,11 @@ def run_sweep(
     if index != 0:
         return None  # a theory-only sweep: process 0 alone evaluates and writes it
     meta["seconds"] = round(time.time() - t0, 3)
-    axes = {k: np.atleast_1d(np.asarray(v, np.float64)) for k, v in sweep.axes.items()}
-    if sweep.cases:
-        axes = {"case": np.arange(len(sweep.cases), dtype=np.float64), **axes}
-    res = Results(axes=axes, data=data, meta=meta)
+    res = Results(axes=sweep.grid_axes(), data=data, meta=meta)
     if path is not None:
         res.save(path)
-        if parts is not None:
-            shutil.rmtree(parts, ignore_errors=True)  # merged: the parts are redundant
+        if store is not None:
+            store.remove()  # merged: the parts are redundant
     return res
 
 
@@ -786,7 +838,7 @@ def dry_run(sweep: Sweep, measure: bool = True) -> dict:
     Returns the grid size, the number of (point, seed) runs and, per static group, ``d``,
     ``n_max``, the chosen path, the chunk size, the number of chunks, the bytes of sampled data
     a device holds at once (``seeds`` runs of one point; ``block_rows`` rows for streaming,
-    O(d^2) for the fast path) and the FLOPs (see :func:`_run_flops`). With ``measure``, also
+    O(d^2) for the fast path) and the FLOPs (see :func:`run_flops`). With ``measure``, also
     the machine's matmul rate (one NumPy matmul in the sweep's dtype) and the time estimate
     ``flops / rate`` (a CPU rate: on accelerators, an upper bound).
     """
@@ -809,7 +861,7 @@ def dry_run(sweep: Sweep, measure: bool = True) -> dict:
     for grp in groups:
         n_chunks = len(grp.starts)
         runs = n_chunks * grp.chunk * sweep.seeds  # padded points compute too
-        flops = runs * _run_flops(grp.plan.path, grp.plan.spec)
+        flops = runs * run_flops(grp.plan.path, grp.plan.spec)
         out["groups"].append(
             {
                 "d": grp.d,
@@ -818,7 +870,7 @@ def dry_run(sweep: Sweep, measure: bool = True) -> dict:
                 "points": len(grp.idx),
                 "chunk": grp.chunk,
                 "chunks": n_chunks,
-                "bytes_per_device": sweep.seeds * _run_bytes(grp.plan.path, grp.plan.spec),
+                "bytes_per_device": sweep.seeds * run_bytes(grp.plan.path, grp.plan.spec),
                 "flops": flops,
             }
         )
