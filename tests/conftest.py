@@ -12,11 +12,12 @@ jax.config.update("jax_numpy_rank_promotion", "raise")
 # The test harness (not the library) keeps compiled programs on disk for the session, shared by
 # pytest-xdist workers and by the modules after each one drops its in-memory programs (below):
 # the same program is compiled once per run, not once per module.
-jax.config.update(
-    "jax_compilation_cache_dir",
-    os.environ.get("GMMCOLLAPSE_TEST_JAX_CACHE")
-    or os.path.join(tempfile.gettempdir(), "gmmcollapse-test-jax-cache"),
+_CACHE = os.environ.get("GMMCOLLAPSE_TEST_JAX_CACHE") or os.path.join(
+    tempfile.gettempdir(), "gmmcollapse-test-jax-cache"
 )
+jax.config.update("jax_compilation_cache_dir", _CACHE)
+# command-line runs in child processes use the same directory, not the user's cache folder
+os.environ.setdefault("GMMCOLLAPSE_COMPILE_CACHE", _CACHE)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 

@@ -172,6 +172,7 @@ def test_a_process_that_enables_it_writes_entries_and_reuses_them(tmp_path):
     assert sorted(_entries(target)) == sorted(entries)  # nothing new to write
 
 
+@pytest.mark.slow  # the [off] case of the CLI test covers the switch
 def test_the_off_switch_and_the_library_write_nothing(tmp_path):
     off = _compile_in_child(tmp_path, enable=True, GMMCOLLAPSE_NO_COMPILE_CACHE="1")
     assert off["directory"] is None

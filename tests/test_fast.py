@@ -137,7 +137,7 @@ def _assert_same_law(naive, fast_res, fields, label):
 FIELDS = ("acc", "p", "phi", "psi", "p_star", "keep_fraction")
 
 
-@pytest.mark.parametrize("method", ["auto", "bartlett"])
+@pytest.mark.parametrize("method", ["auto", pytest.param("bartlett", marks=pytest.mark.slow)])
 def test_same_law_as_naive_synthesized(method):
     for i, (label, cfg) in enumerate(CONFIGS_SYN.items()):
         params = _params(cfg)

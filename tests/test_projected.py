@@ -169,6 +169,7 @@ def test_same_law_as_naive(group):
         _assert_same_law(naive, proj, fields, f"{group}: {label}")
 
 
+@pytest.mark.slow  # a second distributional test of the same sampler
 def test_class_symmetric_rates_skip_the_class_draw_and_keep_the_law():
     """Scalar rates take the branch that draws no class (mirror symmetry): same law."""
     spec = SPECS["flip"]
@@ -213,6 +214,7 @@ def test_a_million_samples_match_the_theory(generator, kw, theory):
     assert abs(acc.mean() - float(theory())) < 4 * acc.std(ddof=1) / math.sqrt(8) + 2e-4
 
 
+@pytest.mark.slow  # compiles the sampler at several shapes
 def test_vmap_equals_loop_and_no_recompile():
     spec = SPECS["rounds_linear"]
     cfgs = [CONFIGS["rounds_linear"]["oracle + margin"], {"n": 77, "snr": 0.8, "theta_gen": 0.3}]

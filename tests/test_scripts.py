@@ -30,7 +30,7 @@ def smoke_results(tmp_path_factory):
 
 #: the default suite runs these experiments' scripts; the others (each 20-35 s of compiling on
 #: a 2-core CPU) run with ``-m slow``, and their theory is tested on its own elsewhere
-FAST = ("phase", "linear_phase", "best_size")
+FAST = ("phase", "linear_phase")
 
 
 @pytest.mark.parametrize(

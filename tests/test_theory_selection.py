@@ -391,6 +391,7 @@ LIN_J = jax.jit(T.linear_ridge_accuracy)
 BP_J = jax.jit(T.finite_breakdown_point)
 
 
+@pytest.mark.slow  # the batch-of-1/3/7 tests cover the vmapped program
 def test_jit_and_vmap_give_the_same_values():
     taus = jnp.array([-1.0, -0.2, 0.0, 0.5, 1.5])
     f = lambda tau: T.flip_linear_ridge_accuracy(900.0, D, 1.2, 0.35, 0.4, tau, 0.1, 0.9, 0.6)
