@@ -138,3 +138,14 @@ class JaxMatmulPeak:
             self.f(*self.mats[n]).block_until_ready()
             best = max(best, 2 * n**3 / (time.perf_counter() - t) / 1e9)
         return best
+
+
+def print_table(rows, peak: float) -> None:
+    """Rows of (benchmark, gmmcollapse, baseline, ratio) as aligned columns, then the peak."""
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    print(
+        f"{'benchmark':<{widths[0]}}  {'gmmcollapse':>{widths[1]}}  {'baseline':>{widths[2]}}  ratio"
+    )
+    for r in rows:
+        print(f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}")
+    print(f"fp32 matmul peak (one 2048^3 NumPy matmul): {peak:.1f} GFLOP/s")

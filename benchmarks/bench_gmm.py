@@ -20,7 +20,7 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from baselines import matmul_peak, numpy_run, scalar_mixed, timed
+from baselines import matmul_peak, numpy_run, print_table, scalar_mixed, timed
 
 import gmmcollapse.theory as T
 from gmmcollapse.gmm import SimSpec, make_params
@@ -104,13 +104,7 @@ def main(argv=None):
             f"peak {peak:.1f}",
         ),
     ]
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    print(
-        f"{'benchmark':<{widths[0]}}  {'gmmcollapse':>{widths[1]}}  {'baseline':>{widths[2]}}  ratio"
-    )
-    for r in rows:
-        print(f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}")
-    print(f"fp32 matmul peak (one 2048^3 NumPy matmul): {peak:.1f} GFLOP/s")
+    print_table(rows, peak)
 
 
 if __name__ == "__main__":

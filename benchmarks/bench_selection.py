@@ -28,6 +28,7 @@ from baselines import (
     matmul_peak,
     numpy_flip_linear_ridge,
     numpy_linear_verifier_run,
+    print_table,
     timed,
 )
 
@@ -122,13 +123,7 @@ def main(argv=None):
         c_naive = bench_cli("primal", args.seeds)
         rows.append((f"whole `gmmcollapse simulate` call, n=4096, {args.seeds} seeds",
                      f"{c_proj:.1f} s", f"primal {c_naive:.1f} s", f"{c_naive / c_proj:.1f}x"))  # fmt: skip
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
-    print(
-        f"{'benchmark':<{widths[0]}}  {'gmmcollapse':>{widths[1]}}  {'baseline':>{widths[2]}}  ratio"
-    )
-    for r in rows:
-        print(f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]}")
-    print(f"fp32 matmul peak (one 2048^3 NumPy matmul): {peak:.1f} GFLOP/s")
+    print_table(rows, peak)
 
 
 if __name__ == "__main__":

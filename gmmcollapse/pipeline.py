@@ -234,11 +234,14 @@ def run_round(
                 "strategy": _store.jsonable(dataclasses.asdict(strat)),
                 "rates": _store.jsonable(rates),
             }
-            selected = None
-            if rates["n_selected"] > 0:
-                selected = domain.training_set(
+
+            def selected_set(strat=strat, m=m, sel=sel, n_sel=rates["n_selected"]):
+                if n_sel == 0:
+                    return None
+                return domain.training_set(
                     subset(inputs, m), subset(candidates[strat.pool], m), sel
                 )
+
             if path is not None and os.path.exists(path) and not keep_models:
                 saved = _store.read_json(path)
                 # reuse only a result of the same strategy on the same selection
@@ -249,10 +252,11 @@ def run_round(
                             m,
                             _store.restore_floats(saved["rates"]),  # null -> NaN, as measured
                             saved["metrics"],
-                            data=selected if keep_data else None,
+                            data=selected_set() if keep_data else None,
                         )
                     )
                     continue
+            selected = selected_set()
             if selected is None:
                 metrics, model = {"error": "nothing selected"}, None
             else:

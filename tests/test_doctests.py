@@ -45,8 +45,7 @@ def test_the_package_has_examples():
 @pytest.mark.parametrize("name", WITH_EXAMPLES)
 def test_docstring_examples(name, x64):
     tests = _examples(name)
-    if not tests:
-        pytest.skip("no examples")
+    assert tests, f"{name} has a '>>>' but no docstring example was found"
     out: list[str] = []
     runner = doctest.DocTestRunner(optionflags=FLAGS)
     with jax.enable_x64(x64):

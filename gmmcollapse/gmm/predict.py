@@ -168,39 +168,12 @@ def _predict_flat(v, generator, rounds, data, learner) -> dict[str, np.ndarray]:
         if generator == "flip":
             phi_s = np.where(rates_ok, phi_eff, 1.0)
             psi_s = np.where(rates_ok, psi_eff, 1.0)
-            plain_finite = _a(
-                T.shifted_mixed_ridge_accuracy(
-                    n_mix,
-                    v["n"],
-                    v["d"],
-                    snr,
-                    p,
-                    phi_s,
-                    psi_s,
-                    v["lam"],
-                    v["beta"],
-                    v["gamma"],
-                    v["sigma"],
-                )
+            rest = (v["d"], snr, p, phi_s, psi_s, v["lam"], v["beta"], v["gamma"], v["sigma"])
+            plain_finite, shifted_inf = (
+                _a(T.shifted_mixed_ridge_accuracy(n_mix, n, *rest)) for n in (v["n"], np.inf)
             )
             plain_inf = np.where(
-                shifted,
-                _a(
-                    T.shifted_mixed_ridge_accuracy(
-                        n_mix,
-                        np.inf,
-                        v["d"],
-                        snr,
-                        p,
-                        phi_s,
-                        psi_s,
-                        v["lam"],
-                        v["beta"],
-                        v["gamma"],
-                        v["sigma"],
-                    )
-                ),
-                _a(T.infinite_data_accuracy(snr, p, phi_s, psi_s)),
+                shifted, shifted_inf, _a(T.infinite_data_accuracy(snr, p, phi_s, psi_s))
             )
             sel = {
                 "snr": snr,
