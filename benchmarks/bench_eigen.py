@@ -234,10 +234,10 @@ def main(argv=None):
     )
 
     q = make_config("quick")  # the eigen experiment's quick preset
-    q_model = dataclasses.replace(q.model_config(), dtype=args.dtype)
+    q_model = dataclasses.replace(q.model, dtype=args.dtype)
     q_tc = q.train_config(q.gen_steps, 0)
     r_model = reference_config(dtype=args.dtype)
-    r_tc = TrainConfig(steps=10_000, batch_size=REF_BATCH, lr=q.lr, warmup=q.warmup)
+    r_tc = TrainConfig(steps=10_000, batch_size=REF_BATCH, lr=q.train.lr, warmup=q.train.warmup)
     q_data = eigen_tokens(q.tokenizer, n_data, seed=1, scale=q.entry_scale)
     r_data = eigen_tokens(MatrixTokenizer(*REF_TOKENIZER), n_data, seed=2)
 

@@ -7,10 +7,11 @@ import inspect
 from pathlib import Path
 
 import gmmcollapse
-from gmmcollapse import eigen, feedback, gmm, models, pipeline, store, summarize, theory
+import gmmcollapse.experiments as registry
+from gmmcollapse import eigen, feedback, gmm, models, pipeline, sorting, store, summarize, theory
 from gmmcollapse.eigen import experiment as eigen_experiment
 from gmmcollapse.experiments import gmm as experiments
-from gmmcollapse.gmm import fast, paths, projected, sweep
+from gmmcollapse.gmm import commands, fast, paths, projected, sweep
 from gmmcollapse.summarize import experiment as summarize_experiment
 
 MODULES = [
@@ -21,7 +22,9 @@ MODULES = [
     projected,
     feedback,
     sweep,
+    commands,
     store,
+    registry,
     experiments,
     pipeline,
     models,
@@ -29,6 +32,7 @@ MODULES = [
     eigen_experiment,
     summarize,
     summarize_experiment,
+    sorting,
 ]
 
 

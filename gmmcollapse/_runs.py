@@ -1,6 +1,7 @@
-"""Run-directory helpers shared by the model experiments (eigen, summarize): presets with
-overrides, atomic cached JSON / candidate files, per-model held-out scores and their paired
-comparison, and JSON without NaN."""
+"""Helpers shared by the model experiments (eigen, summarize, sort): presets with overrides and
+old flat field names, the persisted config, the run directory and its cached stages (candidate
+pools, trained models), the per-model training recipe, per-model held-out scores and their
+paired comparison, the results rows of the strategies, and JSON without NaN."""
 
 from __future__ import annotations
 
@@ -13,32 +14,73 @@ import numpy as np
 
 from gmmcollapse import store
 from gmmcollapse._validate import check_choice
-from gmmcollapse.models import Generated, generate
+from gmmcollapse.models import (
+    Generated,
+    TrainConfig,
+    Transformer,
+    TransformerConfig,
+    generate,
+    load_model,
+    save_model,
+    train,
+)
 
 __all__ = [
-    "cached_candidates",
     "cached_json",
+    "cached_pools",
+    "claim_run",
     "decode_pools",
+    "describe_model",
     "finite",
+    "flat_json",
     "format_bytes",
     "paired_delta",
     "preset",
+    "recipe",
+    "resolve_aliases",
     "safe_tag",
     "save_eval",
+    "saved_model",
     "selected_pairs",
+    "self_scores",
+    "strategy_row",
+    "train_model",
     "write_json",
 ]
 
 
-def preset(scales: Mapping[str, Any], scale: str, overrides: dict, what: str):
+def resolve_aliases(overrides: Mapping[str, Any], aliases: Mapping[str, str]) -> dict:
+    """``overrides`` with old flat field names replaced by their dotted names (``aliases``,
+    e.g. ``{"width": "model.width"}``); an alias and the name it stands for both given (or
+    two aliases of one name) is a ``ValueError``."""
+    out: dict[str, Any] = {}
+    given: dict[str, str] = {}  # dotted name -> the key that set it
+    for key, value in overrides.items():
+        name = aliases.get(key, key)
+        if name in given:
+            raise ValueError(f"{given[name]!r} and {key!r} set the same field {name!r}: give one")
+        given[name] = key
+        out[name] = value
+    return out
+
+
+def preset(
+    scales: Mapping[str, Any],
+    scale: str,
+    overrides: dict,
+    what: str,
+    aliases: Mapping[str, str] | None = None,
+):
     """``scales[scale]`` with fields replaced; an unknown scale or field is a ``ValueError``.
-    A key ``"a.b"`` replaces field ``b`` of the embedded config dataclass in field ``a``."""
+    A key ``"a.b"`` replaces field ``b`` of the embedded config dataclass in field ``a``;
+    ``aliases`` maps old flat names to such keys (:func:`resolve_aliases`)."""
     check_choice("scale", scale, scales)
     base = scales[scale]
+    aliases = aliases or {}
     fields = {f.name for f in dataclasses.fields(base)} - {"scale"}
     nested: dict[str, dict] = {}
     flat = {}
-    for key, value in overrides.items():
+    for key, value in resolve_aliases(overrides, aliases).items():
         outer, dot, inner = key.partition(".")
         if dot and outer in fields and dataclasses.is_dataclass(getattr(base, outer)):
             if inner not in {f.name for f in dataclasses.fields(getattr(base, outer))}:
@@ -48,10 +90,86 @@ def preset(scales: Mapping[str, Any], scale: str, overrides: dict, what: str):
             flat[key] = value
     bad = sorted(set(flat) - fields)
     if bad:
-        raise ValueError(f"unknown {what} config field(s) {bad}; allowed: {sorted(fields)}")
+        allowed = sorted(fields | set(aliases))
+        raise ValueError(f"unknown {what} config field(s) {bad}; allowed: {allowed}")
     for outer, values in nested.items():
         flat[outer] = dataclasses.replace(flat.get(outer, getattr(base, outer)), **values)
     return dataclasses.replace(base, **flat)
+
+
+def flat_json(cfg, aliases: Mapping[str, str], drop: tuple[str, ...] = ()) -> dict:
+    """``cfg`` as JSON in its flat spelling, the shape run directories and results files have
+    always had: an embedded config's fields under their old names (``aliases``, in that
+    order, where the embedded field stands), and any other of its fields only where it
+    differs from the default recipe of ``cfg``'s class, as ``"model.positions"``. Fields in
+    ``drop`` are left out."""
+    dotted = {name: old for old, name in aliases.items()}
+    plain = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
+    plain = {k: v for k, v in plain.items() if not dataclasses.is_dataclass(v)}
+    reference = dataclasses.replace(type(cfg)(), **plain)  # derived fields follow cfg's
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        if f.name in drop:
+            continue
+        if not dataclasses.is_dataclass(value):
+            out[f.name] = value
+            continue
+        for name, old in dotted.items():
+            if name.partition(".")[0] == f.name:
+                out[old] = getattr(value, name.partition(".")[2])
+        ref = getattr(reference, f.name)
+        for g in dataclasses.fields(value):
+            name = f"{f.name}.{g.name}"
+            if name not in dotted and getattr(value, g.name) != getattr(ref, g.name):
+                out[name] = getattr(value, g.name)
+    return store.jsonable(out)
+
+
+def claim_run(out: str, config: dict) -> store.RunDir:
+    """The run directory ``out`` claimed for ``config`` (stamp ``config.json``): a directory
+    holding another configuration is refused with a one-line error."""
+    return store.RunDir(out, config, stamp="config.json", what="out directory",
+                        hint="choose another --out or delete it")  # fmt: skip
+
+
+def recipe(train_cfg: TrainConfig, *, steps: int, seed: int, ckpt_floor: int) -> TrainConfig:
+    """The training recipe of one model: ``train_cfg`` with that model's ``steps`` and
+    ``seed``, warm-up at most half the steps, and a checkpoint every quarter of the steps (at
+    least every ``ckpt_floor``) unless ``train_cfg.ckpt_every`` sets one."""
+    return dataclasses.replace(
+        train_cfg,
+        steps=steps,
+        seed=seed,
+        warmup=min(train_cfg.warmup, steps // 2),
+        ckpt_every=train_cfg.ckpt_every or max(steps // 4, ckpt_floor),
+    )
+
+
+def train_model(
+    model_cfg: TransformerConfig, train_cfg: TrainConfig, data: tuple, out: str, tag: str,
+    progress: bool,
+) -> Transformer:  # fmt: skip
+    """A fresh transformer trained on ``data`` = ``(src, tgt)``, checkpointed (and resumed)
+    under ``out/ckpt/<tag>``."""
+    res = train(model_cfg, train_cfg, *data, ckpt_dir=os.path.join(out, "ckpt", safe_tag(tag)),
+                progress=progress, desc=f"train {tag}")  # fmt: skip
+    return res.model
+
+
+def saved_model(
+    path: str, make: Callable[[], Transformer], before_save: Callable[[str], None] | None = None
+) -> Transformer:
+    """The model saved in directory ``path``, or ``make()`` saved there first (``before_save``
+    writes what goes with it, e.g. a tokenizer; ``config.json``, written last, marks the
+    directory complete)."""
+    if os.path.exists(os.path.join(path, "config.json")):
+        return load_model(path)
+    model = make()
+    if before_save is not None:
+        before_save(path)
+    save_model(model, path)
+    return model
 
 
 def safe_tag(tag: str) -> str:
@@ -72,25 +190,20 @@ def write_json(path: str, obj: Any) -> None:
 
 
 def cached_json(path: str, compute: Callable[[], Any]) -> Any:
-    """The JSON in ``path``, or ``compute()`` written there first (and returned as stored)."""
-    if os.path.exists(path):
-        return store.read_json(path)
-    val = compute()
-    store.write_json(path, val)
-    return finite(val)
+    """The JSON in ``path``, or ``compute()`` written there first (and returned as stored):
+    :func:`gmmcollapse.store.cached`."""
+    return store.cached(path, compute)
 
 
-def cached_candidates(path: str, compute: Callable[[], dict]) -> dict[str, Generated]:
-    """Candidate pools ``{name: Generated}`` from the ``.npz`` in ``path``, or ``compute()``
-    saved there first."""
-    if os.path.exists(path):
-        z = store.load_npz(path)
-        pools = sorted({k.split("/")[0] for k in z})
-        return {p: Generated(*(z[f"{p}/{f}"] for f in Generated._fields)) for p in pools}
-    pools = compute()
-    flat = {f"{p}/{f}": np.asarray(getattr(g, f)) for p, g in pools.items() for f in g._fields}
-    store.save_npz(path, **flat)
-    return pools
+def cached_pools(run: store.RunDir, compute: Callable[[], dict]) -> dict[str, Generated]:
+    """Candidate pools ``{name: Generated}``: the stage ``candidates.npz`` of ``run`` (arrays
+    ``<pool>/<field>``), or ``compute()`` stored there first."""
+    flat = run.stage(
+        "candidates.npz",
+        lambda: {f"{p}/{f}": getattr(g, f) for p, g in compute().items() for f in g._fields},
+    )
+    names = dict.fromkeys(k.split("/")[0] for k in flat)
+    return {p: Generated(*(flat[f"{p}/{f}"] for f in Generated._fields)) for p in names}
 
 
 def paired_delta(out: str, tag: str, base: str = "generator") -> dict | None:
@@ -138,3 +251,29 @@ def format_bytes(n: float) -> str:
         if n < 1024 or unit == "TiB":
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1024
+
+
+def self_scores(gen: Generated) -> np.ndarray:
+    """The model's own score of each candidate: its length-normalised log-probability."""
+    return np.asarray(gen.logprob) / np.maximum(np.asarray(gen.length), 1)
+
+
+def strategy_row(
+    out: str, name: str, per_round: list[dict], metrics: tuple[str, ...], round_metric: str | None
+) -> dict:
+    """A strategy's entry of ``results.json``: round 0's rates (phi, psi, p*, p, n_selected),
+    its ``metrics``, the paired difference to the generator, and ``round_metric`` of every
+    round (``"rounds"``, unless ``round_metric`` is None)."""
+    x = per_round[0][name]
+    row = {k: x.rates[k] for k in ("phi", "psi", "p_star", "p")}
+    row["n_selected"] = int(x.rates["n_selected"])
+    row |= {k: x.metrics.get(k) for k in metrics}
+    row["vs_generator"] = paired_delta(out, f"{name}@{x.n_inputs}")
+    if round_metric is not None:
+        row["rounds"] = [rr[name].metrics.get(round_metric) for rr in per_round if name in rr]
+    return row
+
+
+def describe_model(mc: TransformerConfig) -> str:
+    """``"2+1 layers, width 128, 4 heads, ff 512"``: a transformer's shape for a plan."""
+    return f"{mc.enc_layers}+{mc.dec_layers} layers, width {mc.width}, {mc.heads} heads, ff {mc.ff}"

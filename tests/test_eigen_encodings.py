@@ -243,3 +243,20 @@ def test_fp15_range():
     enc = ENCODINGS["FP15"]
     values, _ = enc.decode(enc.encode(jnp.array([1e-7, 9e-8, 1e9, -5e8])))
     np.testing.assert_allclose(np.asarray(values), [1e-7, 0.0, 9.99e8, -5e8], rtol=1e-15)
+
+
+def test_float64_whatever_the_callers_x64_setting():
+    """encode / decode / round_sig compute and return float64 even where the caller runs with
+    x64 off (without the float64 context they return float32 values there)."""
+    x = np.array([[0.12349999, 1.0005e3, -2.675, 7.77e-5, 123456.7]])
+    for enc in ENCODINGS.values():
+        ids64, r64 = np.asarray(enc.encode(x)), np.asarray(enc.round_sig(x))
+        with jax.enable_x64(False):
+            ids32, r32 = np.asarray(enc.encode(x)), np.asarray(enc.round_sig(x))
+            v32, _ = enc.decode(ids32)
+            assert not jax.config.jax_enable_x64
+        v64, _ = enc.decode(ids64)
+        assert r32.dtype == v32.dtype == np.float64, enc.name
+        np.testing.assert_array_equal(ids32, ids64)
+        np.testing.assert_array_equal(r32, r64)
+        np.testing.assert_array_equal(np.asarray(v32), np.asarray(v64))

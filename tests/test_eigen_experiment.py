@@ -84,9 +84,10 @@ def test_figures_written_and_nonempty(smoke_run):
 def test_rerun_resumes_without_training(smoke_run, monkeypatch, capsys):
     out, r = smoke_run
     calls = []
+    import gmmcollapse._runs as runs
     import gmmcollapse.eigen.experiment as mod
 
-    monkeypatch.setattr(mod, "train", lambda *a, **k: calls.append(1))
+    monkeypatch.setattr(runs, "train", lambda *a, **k: calls.append(1))
     monkeypatch.setattr(mod.EigenDomain, "train", lambda *a, **k: calls.append(1))
     assert main(["eigen", "--scale", "smoke", "--out", str(out), "--quiet"]) == 0
     assert calls == []
@@ -133,7 +134,7 @@ def test_paper_config_fits_one_gpu_and_its_model_steps(capsys):
     cfg = E.make_config("paper")
     mem = E.memory_estimate(cfg)
     assert mem["train_bytes"] < 16e9 and mem["decode_bytes"] < 16e9
-    assert cfg.model_config().param_count() == pytest.approx(mem["params"])
+    assert cfg.model.param_count() == pytest.approx(mem["params"])
     from gmmcollapse.eigen import sample_matrices
     from gmmcollapse.models import TrainConfig, train
 
@@ -142,7 +143,7 @@ def test_paper_config_fits_one_gpu_and_its_model_steps(capsys):
 
     b = sample_matrices(jax.random.key(0), 2, cfg.k)
     src, tgt = np.asarray(tok.encode_src(b.matrices)), np.asarray(tok.encode_tgt(b.eigenvalues))
-    res = train(cfg.model_config(), TrainConfig(steps=1, batch_size=2), src, tgt, progress=False)
+    res = train(cfg.model, TrainConfig(steps=1, batch_size=2), src, tgt, progress=False)
     assert np.isfinite(res.history[-1]["loss"])
 
 
@@ -156,7 +157,7 @@ def test_crossover_interpolates():
 @pytest.mark.slow  # two trained rounds per strategy; the smoke results fixture covers one
 def test_two_rounds_each_strategy_generates_its_next_round(tmp_path):
     out = tmp_path / "r2"
-    sets = ["rounds=2", "n_syn=64", "sizes=", "p_noise=", "retrain_steps=20", "n_test=32"]
+    sets = ["rounds=2", "n_syn=64", "sizes=", "p_noise=", "train.steps=20", "n_test=32"]
     argv = ["eigen", "--scale", "smoke", "--out", str(out), "--quiet"]
     assert main([*argv, *(x for s in sets for x in ("--set", s))]) == 0
     r = json.loads((out / "results.json").read_text())
@@ -166,3 +167,27 @@ def test_two_rounds_each_strategy_generates_its_next_round(tmp_path):
     # round-2 models were trained and evaluated under their own names
     assert (out / "eval" / "round2_none_n64.npy").exists()
     assert (out / "ckpt" / "round2_none_n64").is_dir()
+
+
+def test_the_config_embeds_the_model_and_recipe_and_keeps_the_old_names():
+    cfg = E.make_config("smoke")
+    tok = cfg.tokenizer
+    assert (cfg.model.vocab_size, cfg.model.max_src_len, cfg.model.max_tgt_len) == (
+        tok.vocab_size,
+        tok.src_len,
+        tok.tgt_len,
+    )  # set from the encoding and k
+    assert (cfg.model.width, cfg.train.steps, cfg.gen_steps) == (32, 100, 300)
+    # the old flat names still work, and name the embedded fields
+    old = E.make_config("smoke", width=64, retrain_steps=20, lr=1e-3)
+    new = E.make_config("smoke", **{"model.width": 64, "train.steps": 20, "train.lr": 1e-3})
+    assert old == new and old.model.width == 64 and old.train.steps == 20
+    with pytest.raises(ValueError, match="same field"):
+        E.make_config("smoke", width=64, **{"model.width": 32})
+    with pytest.raises(ValueError, match="heads"):
+        E.make_config("smoke", width=31)
+    assert set(E.ALIASES) <= set(cfg.to_json())  # results and stamps keep the flat spelling
+    # the per-model recipe: warm-up at most half the steps, checkpoints every quarter (>= 500)
+    tc = cfg.train_config(40, 7)
+    assert (tc.steps, tc.seed, tc.warmup, tc.ckpt_every, tc.lr) == (40, 7, 20, 500, 3e-3)
+    assert cfg.train_config(4000, 0).ckpt_every == 1000

@@ -117,7 +117,7 @@ def test_scores_are_rouge_selfscore_and_verifier_logprob(smoke_run):
     ref = rouge_scores(texts, [syn[i]["summary"] for i in rows])["rouge1"]
     np.testing.assert_allclose(z["oracle"][rows, 0], ref)
     ver = load_model(out / "verifier")
-    src = tok.encode_source([syn[i]["text"] for i in rows], cfg.src_len)
+    src = tok.encode_source([syn[i]["text"] for i in rows], cfg.model.max_src_len)
     lp, ln = score(ver, src, cand["beam/tokens"][rows, 0], progress=False)
     np.testing.assert_allclose(z["verifier"][rows, 0], lp / ln, rtol=1e-5, atol=1e-6)
     assert r["candidates"]["beam"]["oracle_best_rouge1"] >= r["candidates"]["beam"]["rouge1"]
@@ -149,7 +149,7 @@ def test_rerun_resumes_without_retraining(smoke_run, capsys):
 
 def test_other_config_in_the_same_directory_is_refused(smoke_run, capsys):
     out, _, _ = smoke_run
-    code = main(["summarize", "--scale", "smoke", "--out", str(out), "--set", "steps=7"])
+    code = main(["summarize", "--scale", "smoke", "--out", str(out), "--set", "train.steps=7"])
     assert code == 2
     assert "out directory" in capsys.readouterr().err
 
@@ -175,7 +175,7 @@ def test_a_real_corpus_file_runs_through_the_pipeline(tmp_path):
     code = main(
         ["summarize", "--scale", "smoke", "--out", str(out), "--quiet", "--data", data,
          "--format", "xlsum", "--set", "selectors=random,oracle_best_of_k",
-         "--set", "rates=0.5", "--set", "steps=20", "--set", "n_test=32"]
+         "--set", "rates=0.5", "--set", "train.steps=20", "--set", "n_test=32"]
     )  # fmt: skip
     assert code == 0
     with open(out / "results.json") as f:
@@ -288,7 +288,7 @@ def test_rounds_through_the_pipeline(tmp_path):
     fresh model trains on the accumulated selections (pipeline.run_rounds)."""
     out = tmp_path / "rounds"
     args = ["summarize", "--scale", "smoke", "--out", str(out), "--quiet",
-            "--set", "rounds=2", "--set", "round_data=accumulate", "--set", "steps=40",
+            "--set", "rounds=2", "--set", "round_data=accumulate", "--set", "train.steps=40",
             "--set", "selectors=oracle,self", "--set", "rates=0.5"]  # fmt: skip
     assert main(args) == 0
     r = json.loads((out / "results.json").read_text())
@@ -298,3 +298,20 @@ def test_rounds_through_the_pipeline(tmp_path):
         assert len(entry["rounds"]) == 2 and entry["rounds"][0] == entry["rouge1"]
         assert all(v is None or 0.0 <= v <= 1.0 for v in entry["rounds"])
         assert (out / "round2" / f"{name}~0.5").is_dir()
+
+
+def test_the_config_embeds_the_model_and_recipe_and_keeps_the_old_names():
+    cfg = E.make_config("smoke")
+    assert (cfg.model.vocab_size, cfg.model.max_src_len, cfg.model.max_tgt_len) == (600, 64, 16)
+    assert (cfg.train.steps, cfg.train.batch_size) == (150, 32)
+    old = E.make_config("smoke", steps=300, src_len=32, width=64)
+    new = E.make_config("smoke", **{"train.steps": 300, "model.max_src_len": 32, "model.width": 64})
+    assert old == new and old.train.steps == 300
+    with pytest.raises(ValueError, match="same field"):
+        E.make_config("smoke", steps=300, **{"train.steps": 20})
+    flat = cfg.to_json()
+    assert set(E.ALIASES) <= set(flat) and "model" not in flat and flat["steps"] == 150
+    # every model: the trained tokenizer's vocabulary, warm-up <= steps / 2, checkpoints >= 250
+    assert cfg.model_config(321).vocab_size == 321
+    tc = cfg.train_config(5)
+    assert (tc.steps, tc.seed, tc.warmup, tc.ckpt_every) == (150, 5, 10, 250)

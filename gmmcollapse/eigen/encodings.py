@@ -59,6 +59,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
+from gmmcollapse.theory.basic import in_float64
+
 __all__ = ["B1999", "ENCODINGS", "FP15", "P10", "P1000", "NumberEncoding"]
 
 # Correctly rounded powers of ten 10**k, k in -_KMAX.._KMAX (parsed by Python, so each entry is
@@ -236,10 +238,12 @@ class NumberEncoding:
         """Smallest nonzero representable magnitude 100 * 10**emin."""
         return 100.0 / float(_POW10[-self.emin + _KMAX])
 
+    @in_float64
     def round_sig(self, x: ArrayLike) -> jax.Array:
         """The value ``decode(encode(x))`` gives: x to 3 significant digits, clipped (float64)."""
         return _value(*_quantize(x, self.emin, self.emax))
 
+    @in_float64
     def encode(self, x: ArrayLike) -> jax.Array:
         """Floats (..., m) -> int32 ids (..., m * tokens_per_number)."""
         x = jnp.asarray(x, dtype=jnp.float64)
@@ -248,6 +252,7 @@ class NumberEncoding:
         ids = self._enc(*_quantize(x, self.emin, self.emax)).astype(jnp.int32)
         return ids.reshape(*x.shape[:-1], x.shape[-1] * self.tokens_per_number)
 
+    @in_float64
     def decode(self, ids: ArrayLike) -> tuple[jax.Array, jax.Array]:
         """Ids (..., m * tokens_per_number) -> (values float64 (..., m), valid bool (..., m)).
 

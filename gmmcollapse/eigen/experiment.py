@@ -38,18 +38,22 @@ from typing import Any
 import jax
 import numpy as np
 
-from gmmcollapse import store
 from gmmcollapse._runs import (
-    cached_candidates,
-    cached_json,
+    cached_pools,
+    claim_run,
     decode_pools,
+    describe_model,
+    flat_json,
     format_bytes,
     paired_delta,
     preset,
-    safe_tag,
+    recipe,
     save_eval,
+    saved_model,
     selected_pairs,
-    write_json,
+    self_scores,
+    strategy_row,
+    train_model,
 )
 from gmmcollapse._validate import check_choice, check_int, check_range
 from gmmcollapse.eigen.data import (
@@ -62,20 +66,19 @@ from gmmcollapse.eigen.data import (
 from gmmcollapse.eigen.tokens import MatrixTokenizer
 from gmmcollapse.eigen.verifiers import invariant_scores, oracle_scores
 from gmmcollapse.models import (
+    N_SPECIAL,
     Generated,
     TrainConfig,
     Transformer,
     TransformerConfig,
     generate,
-    load_model,
-    save_model,
-    train,
 )
 from gmmcollapse.pipeline import DATA_MODES, Strategy, run_round, run_rounds
-from gmmcollapse.store import claim_directory
+from gmmcollapse.store import write_json
 from gmmcollapse.theory.basic import in_float64
 
 __all__ = [
+    "ALIASES",
     "SCALES",
     "EigenConfig",
     "EigenDomain",
@@ -84,6 +87,29 @@ __all__ = [
     "run",
     "strategies",
 ]
+
+#: the config's old flat field names and the embedded fields they now name; ``make_config``
+#: (and ``--set``) accept both spellings, and run directories and ``results.json`` keep the
+#: old ones
+ALIASES: dict[str, str] = {
+    "enc_layers": "model.enc_layers",
+    "dec_layers": "model.dec_layers",
+    "width": "model.width",
+    "heads": "model.heads",
+    "ff": "model.ff",
+    "dropout": "model.dropout",
+    "norm": "model.norm",
+    "batch_size": "train.batch_size",
+    "lr": "train.lr",
+    "warmup": "train.warmup",
+    "retrain_steps": "train.steps",
+}
+
+
+def _transformer(**shape: Any) -> TransformerConfig:
+    """A preset's transformer; its vocabulary and lengths are placeholders, set from the
+    encoding and ``k`` by :class:`EigenConfig`."""
+    return TransformerConfig(N_SPECIAL + 1, 1, 1, **shape)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -97,10 +123,14 @@ class EigenConfig:
         encoding: number encoding (P10, P1000, B1999, FP15).
         tau: correctness tolerance (relative L1) for the oracle, the noisy oracle and the
             headline accuracy; all of 5%, 2%, 1%, 0.5% are reported.
-        enc_layers, dec_layers, width, heads, ff, dropout, norm: the transformer.
+        model: the transformer of every model; its vocabulary and lengths follow from
+            ``encoding`` and ``k``.
         n_real: real training pairs of the generator; gen_steps its optimizer steps.
-        batch_size, lr, warmup: the recipe (the same for generator and retrained models).
-        retrain_steps: optimizer steps of every retrained model (the same budget for all).
+        train: the recipe of every model: ``train.steps`` are the optimizer steps of every
+            retrained model (the same budget for all); the generator trains ``gen_steps``. Per
+            model the warm-up is at most half the steps, a checkpoint is written every quarter
+            of the steps (at least every 500; ``train.ckpt_every`` sets another), and the seed
+            is ``seed`` (generator) or ``seed + 1`` (retrained models).
         n_syn: synthesized inputs; sizes: numbers of inputs for the data-size curve (nested
             prefixes), run for ``curve_strategies``.
         beam: beam width (candidates per input for the best-of-k strategies).
@@ -112,6 +142,8 @@ class EigenConfig:
             ``"accumulate"`` (the strategy's selections of every round so far).
         decode_batch: inputs per decoding call.
         seed: seeds the data, the models and the noisy oracle.
+
+    The old flat names (``width``, ``lr``, ``retrain_steps``, ...) are in :data:`ALIASES`.
     """
 
     scale: str = "quick"
@@ -120,19 +152,12 @@ class EigenConfig:
     entry_scale: float = 10.0
     encoding: str = "P1000"
     tau: float = 0.05
-    enc_layers: int = 2
-    dec_layers: int = 1
-    width: int = 128
-    heads: int = 4
-    ff: int = 512
-    dropout: float = 0.0
-    norm: str = "pre"
+    model: TransformerConfig = dataclasses.field(default_factory=_transformer)
     n_real: int = 20_000
     gen_steps: int = 3000
-    batch_size: int = 128
-    lr: float = 1e-3
-    warmup: int = 300
-    retrain_steps: int = 3000
+    train: TrainConfig = dataclasses.field(
+        default_factory=lambda: TrainConfig(steps=3000, batch_size=128, lr=1e-3, warmup=300)
+    )
     n_syn: int = 50_000
     sizes: tuple[int, ...] = ()
     curve_strategies: tuple[str, ...] = ("none", "oracle_best_of_k", "invariants")
@@ -148,54 +173,35 @@ class EigenConfig:
     def __post_init__(self):
         check_int("k", self.k, 1, 10)
         check_range("entry_scale", self.entry_scale, 0.0, lo_open=True)
-        MatrixTokenizer(self.encoding, self.k)  # validates the encoding
+        tok = MatrixTokenizer(self.encoding, self.k)  # validates the encoding
         check_range("tau", self.tau, 0.0, lo_open=True)
-        for name in ("n_real", "gen_steps", "batch_size", "retrain_steps", "n_syn", "beam"):
+        for name in ("n_real", "gen_steps", "n_syn", "beam", "n_test", "rounds", "decode_batch"):
             check_int(name, getattr(self, name), 1)
-        check_int("n_test", self.n_test, 1)
-        check_int("rounds", self.rounds, 1)
         check_choice("round_data", self.round_data, DATA_MODES)
-        check_int("decode_batch", self.decode_batch, 1)
-        check_int("warmup", self.warmup, 0)
-        check_range("lr", self.lr, 0.0, lo_open=True)
         check_range("invariant_tol", self.invariant_tol, 0.0, lo_open=True)
         for p in self.p_noise:
             check_range("p_noise", p, 0.0, 1.0)
         for m in self.sizes:
             check_int("sizes", m, 1, self.n_syn)
-        self.model_config()  # validates width/heads/...
+        # the vocabulary and lengths follow from the encoding, whatever the preset said
+        sized = dataclasses.replace(
+            self.model, vocab_size=tok.vocab_size, max_src_len=tok.src_len,
+            max_tgt_len=tok.tgt_len,
+        )  # fmt: skip
+        object.__setattr__(self, "model", sized)
 
     @property
     def tokenizer(self) -> MatrixTokenizer:
         return MatrixTokenizer(self.encoding, self.k)
 
-    def model_config(self) -> TransformerConfig:
-        tok = self.tokenizer
-        return TransformerConfig(
-            vocab_size=tok.vocab_size,
-            max_src_len=tok.src_len,
-            max_tgt_len=tok.tgt_len,
-            enc_layers=self.enc_layers,
-            dec_layers=self.dec_layers,
-            width=self.width,
-            heads=self.heads,
-            ff=self.ff,
-            dropout=self.dropout,
-            norm=self.norm,
-        )
-
     def train_config(self, steps: int, seed: int) -> TrainConfig:
-        return TrainConfig(
-            steps=steps,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            warmup=min(self.warmup, steps // 2),
-            seed=seed,
-            ckpt_every=max(steps // 4, 500),
-        )
+        """The recipe of one model of ``steps`` optimizer steps seeded with ``seed``."""
+        return recipe(self.train, steps=steps, seed=seed, ckpt_floor=500)
 
     def to_json(self) -> dict:
-        return store.jsonable(dataclasses.asdict(self))
+        """The config in the flat spelling of :data:`ALIASES` (``results.json``, the run
+        directory's ``config.json``)."""
+        return flat_json(self, ALIASES)
 
 
 SCALES: dict[str, EigenConfig] = {
@@ -207,15 +213,10 @@ SCALES: dict[str, EigenConfig] = {
         ),
         k=2,
         tau=0.5,
-        width=32,
-        heads=2,
-        ff=64,
+        model=_transformer(width=32, heads=2, ff=64),
         n_real=2000,
         gen_steps=300,
-        batch_size=64,
-        lr=3e-3,
-        warmup=30,
-        retrain_steps=100,
+        train=TrainConfig(steps=100, batch_size=64, lr=3e-3, warmup=30),
         n_syn=256,
         sizes=(64,),
         beam=4,
@@ -244,7 +245,7 @@ SCALES: dict[str, EigenConfig] = {
         k=2,
         n_real=14_000,
         gen_steps=2000,
-        retrain_steps=2000,
+        train=TrainConfig(steps=2000, batch_size=128, lr=1e-3, warmup=300),
         n_syn=150_000,
         sizes=(30_000,),
         curve_strategies=("none", "oracle_best_of_k"),
@@ -262,17 +263,10 @@ SCALES: dict[str, EigenConfig] = {
         ),
         k=5,
         tau=0.01,
-        enc_layers=6,
-        dec_layers=1,
-        width=512,
-        heads=8,
-        ff=2048,
+        model=_transformer(enc_layers=6, dec_layers=1, width=512, heads=8, ff=2048),
         n_real=200_000,
         gen_steps=300_000,
-        batch_size=256,
-        lr=1e-4,
-        warmup=10_000,
-        retrain_steps=300_000,
+        train=TrainConfig(steps=300_000, batch_size=256, lr=1e-4, warmup=10_000),
         n_syn=10_000_000,
         sizes=(200_000, 1_000_000, 3_000_000),
         beam=50,
@@ -285,8 +279,10 @@ SCALES: dict[str, EigenConfig] = {
 
 
 def make_config(scale: str = "quick", **overrides: Any) -> EigenConfig:
-    """The preset ``scale`` with fields replaced; unknown fields are an error."""
-    return preset(SCALES, scale, overrides, "eigen")
+    """The preset ``scale`` with fields replaced; unknown fields are an error. Keys
+    ``"model.width"`` reach into the embedded configs; the old flat names of :data:`ALIASES`
+    (``width=64``) are accepted too."""
+    return preset(SCALES, scale, overrides, "eigen", ALIASES)
 
 
 def strategies(cfg: EigenConfig) -> list[Strategy]:
@@ -315,10 +311,10 @@ def memory_estimate(cfg: EigenConfig) -> dict[str, float]:
     set stays in host memory (int32, reported separately). Decoding: the encoder memory and cross-attention
     keys/values repeated over beams, the self-attention cache and the (beam x vocab) scores.
     """
-    mc = cfg.model_config()
+    mc = cfg.model
     tok = cfg.tokenizer
     p = mc.param_count()
-    b, s, t, d, f, h = cfg.batch_size, tok.src_len, tok.tgt_len, mc.width, mc.ff, mc.heads
+    b, s, t, d, f, h = cfg.train.batch_size, tok.src_len, tok.tgt_len, mc.width, mc.ff, mc.heads
     act_tok = 10 * d + 2 * f
     enc = mc.enc_layers * b * s * (act_tok + h * s)
     dec = mc.dec_layers * b * t * (act_tok + 4 * d + h * (t + s))
@@ -354,7 +350,6 @@ class EigenDomain:
     def __init__(self, cfg: EigenConfig, test: EigenBatch, out: str, progress: bool = True):
         self.cfg, self.test, self.out, self.progress = cfg, test, out, progress
         self.tok = cfg.tokenizer
-        self.model_cfg = cfg.model_config()
         self.test_src = np.asarray(self.tok.encode_src(test.matrices))
 
     def decode(self, model, src, beam: int, desc: str) -> Generated:
@@ -384,7 +379,7 @@ class EigenDomain:
         oracle = np.asarray(oracle_scores(v, inputs.eigenvalues))
         return {
             "oracle": oracle,
-            "self": np.asarray(gen.logprob) / np.maximum(np.asarray(gen.length), 1),
+            "self": self_scores(gen),
             "invariants": np.asarray(invariant_scores(inputs.matrices, v)),
             "correct": oracle >= -self.cfg.tau,
         }
@@ -393,14 +388,11 @@ class EigenDomain:
         src = self.tok.encode_src(inputs.matrices)
         return selected_pairs(src, gen, selection, self.tok.tgt_len)
 
-    def train(self, data: tuple, tag: str, steps: int | None = None) -> Transformer:
+    def train(self, data: tuple, tag: str) -> Transformer:
+        """A fresh model with the retraining budget (``train.steps``, seed ``seed + 1``)."""
         cfg = self.cfg
-        tc = cfg.train_config(cfg.retrain_steps if steps is None else steps, cfg.seed + 1)
-        ckpt = os.path.join(self.out, "ckpt", safe_tag(tag))
-        res = train(
-            self.model_cfg, tc, *data, ckpt_dir=ckpt, progress=self.progress, desc=f"train {tag}"
-        )
-        return res.model
+        tc = cfg.train_config(cfg.train.steps, cfg.seed + 1)
+        return train_model(cfg.model, tc, data, self.out, tag, self.progress)
 
     def evaluate(self, model: Transformer, tag: str = "model") -> dict:
         """Greedy accuracy on the held-out set; per-matrix correctness at ``tau`` is kept in
@@ -414,10 +406,24 @@ class EigenDomain:
         return {"acc": acc, "valid": float(np.mean(ok))}
 
 
-def _check_run_dir(out: str, cfg: EigenConfig) -> None:
-    claim_directory(
-        out, "config.json", cfg.to_json(), "out directory", "choose another --out or delete it"
-    )
+def _warmup(dom: EigenDomain, generator: Transformer) -> dict:
+    """The generator on the held-out matrices: greedy, the beam closest to the truth (oracle
+    best of k) and the beam the model finds most likely."""
+    cfg, test = dom.cfg, dom.test
+    g = dom.decode(generator, dom.test_src, 1, "warm-up greedy")
+    b = dom.decode(generator, dom.test_src, cfg.beam, f"warm-up beam {cfg.beam}")
+    vg, okg = dom.values(g)
+    vb, okb = dom.values(b)
+    err = -np.asarray(oracle_scores(vb, test.eigenvalues))  # inf for invalid
+    best = np.argmin(err, axis=1)
+    pick = np.argmax(self_scores(b), axis=1)
+    rows = np.arange(cfg.n_test)
+    return {
+        "greedy": _acc_dict(vg[:, 0], test.eigenvalues, okg[:, 0], cfg.tau),
+        "oracle_best_of_k": _acc_dict(vb[rows, best], test.eigenvalues, okb[rows, best], cfg.tau),
+        "lowest_perplexity": _acc_dict(vb[rows, pick], test.eigenvalues, okb[rows, pick], cfg.tau),
+        "beam": cfg.beam,
+    }
 
 
 @in_float64  # float64 arrays as the experiment was written for, whatever the caller set
@@ -438,7 +444,7 @@ def run(cfg: EigenConfig, out: str, *, progress: bool = True, log=print) -> dict
     Accuracies are fractions of the ``n_test`` held-out matrices, keyed by tolerance.
     """
     out = os.path.abspath(out)
-    _check_run_dir(out, cfg)
+    rundir = claim_run(out, cfg.to_json())
     timing: dict[str, float] = {}
     log = log or (lambda *a, **k: None)
     key = jax.random.key(cfg.seed)
@@ -448,52 +454,17 @@ def run(cfg: EigenConfig, out: str, *, progress: bool = True, log=print) -> dict
     dom = EigenDomain(cfg, test, out, progress)
 
     t0 = time.perf_counter()
-    gen_dir = os.path.join(out, "generator")
-    if os.path.exists(os.path.join(gen_dir, "config.json")):
-        generator = load_model(gen_dir)
-    else:
-        src, tgt = dom.encode(draw(k_real, cfg.n_real))
-        tc = cfg.train_config(cfg.gen_steps, cfg.seed)
-        generator = train(
-            dom.model_cfg,
-            tc,
-            src,
-            tgt,
-            ckpt_dir=os.path.join(out, "ckpt", "generator"),
-            progress=progress,
-            desc="train generator",
-        ).model
-        save_model(generator, gen_dir)
+    generator = saved_model(
+        rundir.file("generator"),
+        lambda: train_model(cfg.model, cfg.train_config(cfg.gen_steps, cfg.seed),
+                            dom.encode(draw(k_real, cfg.n_real)), out, "generator", progress),
+    )  # fmt: skip
     timing["generator"] = time.perf_counter() - t0
-    gen_eval = cached_json(
-        os.path.join(out, "generator_eval.json"), lambda: dom.evaluate(generator, "generator")
-    )
+    gen_eval = rundir.stage("generator_eval.json", lambda: dom.evaluate(generator, "generator"))
     log(f"generator: {gen_eval}")
 
     t0 = time.perf_counter()
-
-    def warm():
-        g = dom.decode(generator, dom.test_src, 1, "warm-up greedy")
-        b = dom.decode(generator, dom.test_src, cfg.beam, f"warm-up beam {cfg.beam}")
-        vg, okg = dom.values(g)
-        vb, okb = dom.values(b)
-        err = -np.asarray(oracle_scores(vb, test.eigenvalues))  # inf for invalid
-        best = np.argmin(err, axis=1)
-        self_score = np.asarray(b.logprob) / np.maximum(np.asarray(b.length), 1)
-        pick = np.argmax(self_score, axis=1)
-        rows = np.arange(cfg.n_test)
-        return {
-            "greedy": _acc_dict(vg[:, 0], test.eigenvalues, okg[:, 0], cfg.tau),
-            "oracle_best_of_k": _acc_dict(
-                vb[rows, best], test.eigenvalues, okb[rows, best], cfg.tau
-            ),
-            "lowest_perplexity": _acc_dict(
-                vb[rows, pick], test.eigenvalues, okb[rows, pick], cfg.tau
-            ),
-            "beam": cfg.beam,
-        }
-
-    warmup = cached_json(os.path.join(out, "warmup.json"), warm)
+    warmup = rundir.stage("warmup.json", lambda: _warmup(dom, generator))
     timing["warmup"] = time.perf_counter() - t0
     log(f"warm-up (beam {cfg.beam}): {warmup}")
 
@@ -501,10 +472,7 @@ def run(cfg: EigenConfig, out: str, *, progress: bool = True, log=print) -> dict
     t0 = time.perf_counter()
     fresh = lambda r: draw(jax.random.fold_in(k_syn, r), cfg.n_syn)  # round r's matrices
     syn0 = fresh(0)
-    pools = cached_candidates(
-        os.path.join(out, "candidates.npz"),
-        lambda: dom.synthesize(generator, syn0, {"greedy", "beam"}),
-    )
+    pools = cached_pools(rundir, lambda: dom.synthesize(generator, syn0, {"greedy", "beam"}))
     timing["synthesize"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     per_round = run_rounds(
@@ -529,7 +497,7 @@ def run(cfg: EigenConfig, out: str, *, progress: bool = True, log=print) -> dict
             curve_strats,
             k_sel,
             sizes=sorted(set(cfg.sizes) | {cfg.n_syn}),
-            store=os.path.join(out, "strategies"),
+            store=rundir.file("strategies"),
             candidates=pools,
             log=log,
         )
@@ -545,54 +513,39 @@ def run(cfg: EigenConfig, out: str, *, progress: bool = True, log=print) -> dict
             )
     timing["retrain"] = time.perf_counter() - t0
 
-    first = per_round[0]
-    strat_json = {}
-    for s in strats:
-        x = first[s.name]
-        rt = x.rates
-        strat_json[s.name] = {
-            "phi": rt["phi"],
-            "psi": rt["psi"],
-            "p_star": rt["p_star"],
-            "p": rt["p"],
-            "n_selected": int(rt["n_selected"]),
-            "acc": x.metrics.get("acc"),
-            "valid": x.metrics.get("valid"),
-            "vs_generator": paired_delta(out, f"{s.name}@{x.n_inputs}"),
-            "rounds": [rr[s.name].metrics.get("acc") for rr in per_round if s.name in rr],
-        }
     results = {
         "config": cfg.to_json(),
         "generator": gen_eval,
         "warmup": warmup,
-        "strategies": strat_json,
+        "strategies": {
+            s.name: strategy_row(out, s.name, per_round, ("acc", "valid"), "acc") for s in strats
+        },
         "curves": curves,
         "timing": timing,
     }
-    write_json(os.path.join(out, "results.json"), results)
+    write_json(rundir.file("results.json"), results)
     return results
 
 
 def describe(cfg: EigenConfig) -> str:
     """The dry-run plan: the model, the data, the models trained, FLOPs and memory."""
     mem = memory_estimate(cfg)
-    mc = cfg.model_config()
+    mc, tc = cfg.model, cfg.train
     fl = mc.flops_per_example()
     retrained = len(strategies(cfg)) * cfg.rounds + len(cfg.curve_strategies) * len(cfg.sizes)
     lines = [
         f"eigen {cfg.scale}: {cfg.k}x{cfg.k} matrices, {cfg.encoding}, tau = {cfg.tau:g}",
         (
-            f"  model: {mc.enc_layers}+{mc.dec_layers} layers, width {mc.width}, {mc.heads} heads, "
-            f"ff {mc.ff}: {mem['params'] / 1e6:.2f}M parameters, "
+            f"  model: {describe_model(mc)}: {mem['params'] / 1e6:.2f}M parameters, "
             f"{fl['train'] / 1e6:.1f} MFLOP per training example"
         ),
         (
-            f"  generator: {cfg.n_real} real pairs, {cfg.gen_steps} steps x {cfg.batch_size}; "
+            f"  generator: {cfg.n_real} real pairs, {cfg.gen_steps} steps x {tc.batch_size}; "
             f"{cfg.n_syn} synthesized inputs x beam {cfg.beam}; {retrained} retrained models "
-            f"x {cfg.retrain_steps} steps; {cfg.rounds} round(s) ({cfg.round_data})"
+            f"x {tc.steps} steps; {cfg.rounds} round(s) ({cfg.round_data})"
         ),
     ]
-    total_ex = cfg.batch_size * (cfg.gen_steps + retrained * cfg.retrain_steps)
+    total_ex = tc.batch_size * (cfg.gen_steps + retrained * tc.steps)
     lines.append(f"  training: {total_ex * fl['train'] / 1e15:.3g} PFLOP in all")
     lines.append(
         f"  memory per device: training {format_bytes(mem['train_bytes'])}, "

@@ -468,7 +468,8 @@ def _simulate_chunk(group: _Group, start: int, keys, mesh: Mesh | None) -> dict[
 def _source_hash() -> str:
     """sha256 of the package's simulation sources: an edited simulator never reuses old chunks.
 
-    ``gmm/`` (this sweep included) and ``feedback.py``.
+    ``gmm/`` (this sweep included) and ``feedback.py``; not ``gmm/commands.py``, which only
+    parses and prints for the command line.
     """
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     parts: list[bytes] = []
@@ -477,7 +478,11 @@ def _source_hash() -> str:
         files = (
             [base]
             if base.endswith(".py")
-            else sorted(os.path.join(base, f) for f in os.listdir(base) if f.endswith(".py"))
+            else sorted(
+                os.path.join(base, f)
+                for f in os.listdir(base)
+                if f.endswith(".py") and f != "commands.py"
+            )
         )
         for f in files:
             with open(f, "rb") as fh:

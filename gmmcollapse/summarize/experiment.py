@@ -41,6 +41,7 @@ import dataclasses
 import math
 import os
 import time
+from functools import partial
 from typing import Any
 
 import jax
@@ -48,16 +49,20 @@ import numpy as np
 
 from gmmcollapse import store
 from gmmcollapse._runs import (
-    cached_candidates,
-    cached_json,
+    cached_pools,
+    claim_run,
     decode_pools,
+    describe_model,
     finite,
-    paired_delta,
+    flat_json,
     preset,
-    safe_tag,
+    recipe,
     save_eval,
+    saved_model,
     selected_pairs,
-    write_json,
+    self_scores,
+    strategy_row,
+    train_model,
 )
 from gmmcollapse._validate import check_choice, check_int, check_range
 from gmmcollapse.models import (
@@ -66,13 +71,9 @@ from gmmcollapse.models import (
     Transformer,
     TransformerConfig,
     generate,
-    load_model,
-    save_model,
     score,
-    train,
 )
 from gmmcollapse.pipeline import DATA_MODES, Strategy, run_rounds
-from gmmcollapse.store import claim_directory
 from gmmcollapse.summarize.corpus import make_corpus
 from gmmcollapse.summarize.loaders import FORMATS, load_hf, load_pairs
 from gmmcollapse.summarize.rouge import ROUGE_TYPES, rouge_scores
@@ -80,6 +81,7 @@ from gmmcollapse.summarize.tokenizer import SubwordTokenizer, train_tokenizer
 from gmmcollapse.theory.basic import in_float64
 
 __all__ = [
+    "ALIASES",
     "SCALES",
     "SELECTORS",
     "SummarizeConfig",
@@ -109,6 +111,26 @@ def rate_key(rate: float) -> str:
     return f"{rate:g}"
 
 
+#: the config's old flat field names and the embedded fields they now name; ``make_config``
+#: (and ``--set``) accept both spellings, and run directories and ``results.json`` keep the
+#: old ones
+ALIASES: dict[str, str] = {
+    "vocab_size": "model.vocab_size",
+    "src_len": "model.max_src_len",
+    "tgt_len": "model.max_tgt_len",
+    "enc_layers": "model.enc_layers",
+    "dec_layers": "model.dec_layers",
+    "width": "model.width",
+    "heads": "model.heads",
+    "ff": "model.ff",
+    "dropout": "model.dropout",
+    "steps": "train.steps",
+    "batch_size": "train.batch_size",
+    "lr": "train.lr",
+    "warmup": "train.warmup",
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class SummarizeConfig:
     """Everything that defines a run. Override fields with :func:`make_config`.
@@ -124,10 +146,14 @@ class SummarizeConfig:
         n_test: held-out pairs every model is evaluated on.
         gen_fraction, verifier_fraction: the generator's / the verifier's share of the pool;
             the rest are the synthesis articles.
-        vocab_size: BPE vocabulary (special ids included).
-        src_len, tgt_len: article / summary tokens (articles are truncated, summaries get EOS).
-        enc_layers, dec_layers, width, heads, ff, dropout: the transformer (one for all models).
-        steps, batch_size, lr, warmup: the recipe of every model (the same budget for all).
+        model: the transformer of every model: ``vocab_size`` is the BPE vocabulary (special
+            ids included; the models take the trained tokenizer's size), ``max_src_len`` /
+            ``max_tgt_len`` the article / summary tokens (articles are truncated, summaries
+            get EOS).
+        train: the recipe of every model (the same budget for all). Per model the warm-up is
+            at most half the steps, a checkpoint is written every quarter of the steps (at
+            least every 250; ``train.ckpt_every`` sets another), and the seed is set from
+            ``seed``.
         beam: beam width (candidates per article for the best-of-k selectors).
         rates: selection rates, fractions of the synthesis articles.
         correct_rouge1: a generated summary is *correct* when its ROUGE-1 F against the
@@ -139,6 +165,8 @@ class SummarizeConfig:
             from the round before summarizes the same synthesis articles again.
         round_data: what later rounds train on: ``"replace"`` (that round's selection) or
             ``"accumulate"`` (the selector's selections of every round so far).
+
+    The old flat names (``steps``, ``width``, ``src_len``, ...) are in :data:`ALIASES`.
     """
 
     scale: str = "quick"
@@ -149,19 +177,12 @@ class SummarizeConfig:
     n_test: int = 2000
     gen_fraction: float = 0.125
     verifier_fraction: float = 0.125
-    vocab_size: int = 2000
-    src_len: int = 96
-    tgt_len: int = 20
-    enc_layers: int = 2
-    dec_layers: int = 1
-    width: int = 96
-    heads: int = 4
-    ff: int = 384
-    dropout: float = 0.0
-    steps: int = 500
-    batch_size: int = 64
-    lr: float = 2e-3
-    warmup: int = 100
+    model: TransformerConfig = dataclasses.field(
+        default_factory=lambda: TransformerConfig(2000, 96, 20, width=96, heads=4, ff=384)
+    )
+    train: TrainConfig = dataclasses.field(
+        default_factory=lambda: TrainConfig(steps=500, batch_size=64, lr=2e-3, warmup=100)
+    )
     beam: int = 4
     rates: tuple[float, ...] = (0.125, 0.25, 0.5)
     correct_rouge1: float = 0.95
@@ -189,13 +210,10 @@ class SummarizeConfig:
                 "gen_fraction + verifier_fraction must be below 1 (the rest are the synthesis "
                 f"articles), got {self.gen_fraction:g} + {self.verifier_fraction:g}"
             )
-        for name in ("vocab_size", "src_len", "tgt_len", "steps", "batch_size", "beam"):
-            check_int(name, getattr(self, name), 2 if name == "tgt_len" else 1)
-        check_int("warmup", self.warmup, 0)
-        check_int("decode_batch", self.decode_batch, 1)
-        check_int("rounds", self.rounds, 1)
+        check_int("model.max_tgt_len", self.model.max_tgt_len, 2)
+        for name in ("beam", "decode_batch", "rounds"):
+            check_int(name, getattr(self, name), 1)
         check_choice("round_data", self.round_data, DATA_MODES)
-        check_range("lr", self.lr, 0.0, lo_open=True)
         check_range("correct_rouge1", self.correct_rouge1, 0.0, 1.0)
         if not self.rates:
             raise ValueError("rates must not be empty")
@@ -209,34 +227,19 @@ class SummarizeConfig:
                 f"selectors must be distinct names among {', '.join(SELECTORS)}, "
                 f"got {list(self.selectors)}"
             )
-        self.model_config(self.vocab_size)  # validates width / heads / ...
 
     def model_config(self, vocab_size: int) -> TransformerConfig:
-        """The transformer of every model (``vocab_size`` of the trained tokenizer)."""
-        return TransformerConfig(
-            vocab_size=vocab_size,
-            max_src_len=self.src_len,
-            max_tgt_len=self.tgt_len,
-            enc_layers=self.enc_layers,
-            dec_layers=self.dec_layers,
-            width=self.width,
-            heads=self.heads,
-            ff=self.ff,
-            dropout=self.dropout,
-        )
+        """The transformer of every model, with the trained tokenizer's ``vocab_size``."""
+        return dataclasses.replace(self.model, vocab_size=vocab_size)
 
     def train_config(self, seed: int) -> TrainConfig:
-        return TrainConfig(
-            steps=self.steps,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            warmup=min(self.warmup, self.steps // 2),
-            seed=seed,
-            ckpt_every=max(self.steps // 4, 250),
-        )
+        """The recipe of one model seeded with ``seed``."""
+        return recipe(self.train, steps=self.train.steps, seed=seed, ckpt_floor=250)
 
     def to_json(self) -> dict:
-        return store.jsonable(dataclasses.asdict(self))
+        """The config in the flat spelling of :data:`ALIASES` (``results.json``, the run
+        directory's ``config.json`` without ``notes``)."""
+        return flat_json(self, ALIASES)
 
 
 SCALES: dict[str, SummarizeConfig] = {
@@ -248,17 +251,8 @@ SCALES: dict[str, SummarizeConfig] = {
         ),
         n_pairs=1600,
         n_test=64,
-        vocab_size=600,
-        src_len=64,
-        tgt_len=16,
-        width=48,
-        heads=2,
-        ff=96,
-        enc_layers=1,
-        steps=150,
-        batch_size=32,
-        lr=5e-3,
-        warmup=10,
+        model=TransformerConfig(600, 64, 16, enc_layers=1, width=48, heads=2, ff=96),
+        train=TrainConfig(steps=150, batch_size=32, lr=5e-3, warmup=10),
         beam=2,
         correct_rouge1=0.5,
         decode_batch=128,
@@ -291,19 +285,10 @@ SCALES: dict[str, SummarizeConfig] = {
         format="xlsum",
         n_pairs=0,
         n_test=5000,
-        vocab_size=16_000,
-        src_len=512,
-        tgt_len=64,
-        enc_layers=6,
-        dec_layers=6,
-        width=512,
-        heads=8,
-        ff=2048,
-        dropout=0.1,
-        steps=50_000,
-        batch_size=64,
-        lr=5e-4,
-        warmup=2000,
+        model=TransformerConfig(
+            16_000, 512, 64, enc_layers=6, dec_layers=6, width=512, heads=8, ff=2048, dropout=0.1
+        ),
+        train=TrainConfig(steps=50_000, batch_size=64, lr=5e-4, warmup=2000),
         beam=8,
         correct_rouge1=0.45,
         decode_batch=64,
@@ -312,8 +297,10 @@ SCALES: dict[str, SummarizeConfig] = {
 
 
 def make_config(scale: str = "quick", **overrides: Any) -> SummarizeConfig:
-    """The preset ``scale`` with fields replaced; unknown fields are an error."""
-    return preset(SCALES, scale, overrides, "summarize")
+    """The preset ``scale`` with fields replaced; unknown fields are an error. Keys
+    ``"train.steps"`` reach into the embedded configs; the old flat names of :data:`ALIASES`
+    (``steps=300``) are accepted too."""
+    return preset(SCALES, scale, overrides, "summarize", ALIASES)
 
 
 def strategies(cfg: SummarizeConfig) -> list[Strategy]:
@@ -430,10 +417,9 @@ class SummarizeDomain:
         n, k = np.shape(gen.logprob)
         refs = [self.references[i] for i in np.asarray(inputs["row"]) for _ in range(k)]
         oracle = rouge_scores(self.texts(gen), refs, types=("rouge1",))["rouge1"].reshape(n, k)
-        length = np.maximum(np.asarray(gen.length), 1)
         tables = {
             "oracle": oracle,
-            "self": np.asarray(gen.logprob) / length,
+            "self": self_scores(gen),
             "correct": oracle >= self.cfg.correct_rouge1,
         }
         if self.verifier is not None:
@@ -450,12 +436,12 @@ class SummarizeDomain:
         return tables
 
     def training_set(self, inputs: dict, gen: Generated, selection) -> tuple:
-        return selected_pairs(inputs["src"], gen, selection, self.cfg.tgt_len)
+        return selected_pairs(inputs["src"], gen, selection, self.cfg.model.max_tgt_len)
 
     def train(self, data: tuple, tag: str) -> Transformer:
         """A fresh model with the run's recipe (retrained models share the seed ``seed + 1``)."""
-        return train_model(self.cfg, self.model_cfg, self.out, data, tag, self.cfg.seed + 1,
-                           self.progress)  # fmt: skip
+        tc = self.cfg.train_config(self.cfg.seed + 1)
+        return train_model(self.model_cfg, tc, data, self.out, tag, self.progress)
 
     def evaluate(self, model: Transformer, tag: str = "model") -> dict:
         """Mean ROUGE-1/2/L F of greedy summaries of the held-out articles, and the fraction
@@ -472,60 +458,26 @@ class SummarizeDomain:
 
 
 def encode_src(cfg: SummarizeConfig, tok: SubwordTokenizer, texts: list[str]) -> np.ndarray:
-    return tok.encode_source(texts, cfg.src_len)
+    return tok.encode_source(texts, cfg.model.max_src_len)
 
 
 def encode_pairs(cfg: SummarizeConfig, tok: SubwordTokenizer, pairs: list[dict]) -> tuple:
     return (
         encode_src(cfg, tok, [p["text"] for p in pairs]),
-        tok.encode_target([p["summary"] for p in pairs], cfg.tgt_len),
+        tok.encode_target([p["summary"] for p in pairs], cfg.model.max_tgt_len),
     )
 
 
-def train_model(cfg, model_cfg, out, data, tag, seed, progress) -> Transformer:
-    """A fresh model with the run's recipe, checkpointed under ``out/ckpt/<tag>``."""
-    res = train(
-        model_cfg,
-        cfg.train_config(seed),
-        *data,
-        ckpt_dir=os.path.join(out, "ckpt", safe_tag(tag)),
-        progress=progress,
-        desc=f"train {tag}",
-    )
-    return res.model
-
-
-def _model(dom: SummarizeDomain, out: str, name: str, pairs: list[dict], seed: int):
+def _model(dom: SummarizeDomain, rundir: store.RunDir, name: str, pairs: list[dict], seed: int):
     """Train (or load) the named reference model on human pairs and evaluate it (cached)."""
-    path = os.path.join(out, name)
-    if os.path.exists(os.path.join(path, "config.json")):
-        model = load_model(path)
-    else:
-        data = encode_pairs(dom.cfg, dom.tok, pairs)
-        model = train_model(dom.cfg, dom.model_cfg, out, data, name, seed, dom.progress)
-        dom.tok.save(os.path.join(path, "tokenizer"))  # a saved model carries its tokenizer
-        save_model(model, path)  # config.json last: it marks the directory complete
-    metrics = cached_json(
-        os.path.join(out, "eval", f"{name}.json"), lambda: dom.evaluate(model, name)
-    )
-    return model, metrics
-
-
-def _cached_scores(dom: SummarizeDomain, inputs: dict, pools: dict) -> dict:
-    """Round 0's score tables, cached in ``scores_<pool>.npz`` (they depend only on the run's
-    fixed candidates; removed whenever the candidates are recomputed)."""
-    tables = {}
-    for name, gen in pools.items():
-        path = os.path.join(dom.out, f"scores_{name}.npz")
-        n, k = np.shape(gen.logprob)
-        if os.path.exists(path):
-            z = store.load_npz(path)
-            if z["oracle"].shape == (n, k) and (dom.verifier is None or "verifier" in z):
-                tables[name] = z
-                continue
-        tables[name] = dom.scores(inputs, name, gen)
-        store.save_npz(path, **tables[name])
-    return tables
+    cfg, out = dom.cfg, rundir.path
+    model = saved_model(
+        rundir.file(name),
+        lambda: train_model(dom.model_cfg, cfg.train_config(seed),
+                            encode_pairs(cfg, dom.tok, pairs), out, name, dom.progress),
+        lambda path: dom.tok.save(os.path.join(path, "tokenizer")),  # a model carries its tokenizer
+    )  # fmt: skip
+    return model, rundir.stage(f"eval/{name}.json", lambda: dom.evaluate(model, name))
 
 
 @in_float64  # float64 arrays as the experiment was written for, whatever the caller set
@@ -552,20 +504,17 @@ def run(cfg: SummarizeConfig, out: str, *, progress: bool = True, log=print) -> 
     at each rate, where they keep the same number of articles.
     """
     out = os.path.abspath(out)
-    fingerprint = {k: v for k, v in cfg.to_json().items() if k != "notes"}  # notes are prose
-    claim_directory(
-        out, "config.json", fingerprint, "out directory", "choose another --out or delete it"
-    )
+    rundir = claim_run(out, flat_json(cfg, ALIASES, drop=("notes",)))  # notes are prose
     log = log or (lambda *a, **k: None)
     timing: dict[str, float] = {}
     t0 = time.perf_counter()
     pool, test = load_data(cfg)
     parts = _split_pool(cfg, pool)
-    tok_dir = os.path.join(out, "tokenizer")
+    tok_dir = rundir.file("tokenizer")
     if os.path.exists(os.path.join(tok_dir, "tokenizer.json")):
         tok = SubwordTokenizer.load(tok_dir)
     else:
-        tok = train_tokenizer(pool, vocab_size=cfg.vocab_size)
+        tok = train_tokenizer(pool, vocab_size=cfg.model.vocab_size)
         tok.save(tok_dir)
     syn = parts["syn"]
     refs = [p["summary"] for p in syn]
@@ -575,29 +524,31 @@ def run(cfg: SummarizeConfig, out: str, *, progress: bool = True, log=print) -> 
     log(f"data: {sizes}, vocabulary {tok.vocab_size}")
 
     t0 = time.perf_counter()
-    generator, gen_eval = _model(dom, out, "generator", parts["gen"], cfg.seed)
+    generator, gen_eval = _model(dom, rundir, "generator", parts["gen"], cfg.seed)
     log(f"generator: {gen_eval}")
     strats = strategies(cfg)
     ver_eval = None
     if any(s.score == "verifier" for s in strats):  # trained only when a selector reads it
-        verifier, ver_eval = _model(dom, out, "verifier", parts["verifier"], cfg.seed + 2)
+        verifier, ver_eval = _model(dom, rundir, "verifier", parts["verifier"], cfg.seed + 2)
         log(f"verifier model: {ver_eval}")
         dom = SummarizeDomain(cfg, tok, test, refs, out, progress, verifier=verifier)
-    _, human_eval = _model(dom, out, "human_full", pool, cfg.seed + 1)
+    _, human_eval = _model(dom, rundir, "human_full", pool, cfg.seed + 1)
     log(f"human_full: {human_eval}")
     timing["reference_models"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     inputs = {"src": encode_src(cfg, tok, [p["text"] for p in syn]), "row": np.arange(len(syn))}
-    cand_path = os.path.join(out, "candidates.npz")
-    if not os.path.exists(cand_path):  # scores of earlier candidates (if any) are stale
+    if not rundir.has("candidates.npz"):  # scores of earlier candidates (if any) are stale
         for p in ("greedy", "beam"):
             with contextlib.suppress(FileNotFoundError):
-                os.remove(os.path.join(out, f"scores_{p}.npz"))
-    pools = cached_candidates(
-        cand_path, lambda: dom.synthesize(generator, inputs, {s.pool for s in strats})
+                os.remove(rundir.file(f"scores_{p}.npz"))
+    pools = cached_pools(
+        rundir, lambda: dom.synthesize(generator, inputs, {s.pool for s in strats})
     )
-    tables = _cached_scores(dom, inputs, pools)
+    tables = {  # round 0's score tables: they depend only on the run's fixed candidates
+        name: rundir.stage(f"scores_{name}.npz", partial(dom.scores, inputs, name, gen))
+        for name, gen in pools.items()
+    }
     timing["synthesize"] = time.perf_counter() - t0
     cand = {}
     for p, t in tables.items():
@@ -620,23 +571,15 @@ def run(cfg: SummarizeConfig, out: str, *, progress: bool = True, log=print) -> 
         scores=tables,
         log=log,
     )
-    res = [per_round[0][s.name] for s in strats]
     timing["retrain"] = time.perf_counter() - t0
 
     selectors: dict[str, dict] = {}
-    for s, x in zip(strats, res, strict=True):
+    metrics = (*ROUGE_TYPES, "correct")
+    for s in strats:  # in round r > 1, the ROUGE-1 of the selector's model in each round
         sel, rate = s.name.split("~")
-        rt = x.rates
-        selectors.setdefault(sel, {})[rate] = (
-            {k: rt[k] for k in ("phi", "psi", "p_star", "p")}
-            | {"n_selected": int(rt["n_selected"])}
-            | {k: x.metrics.get(k) for k in (*ROUGE_TYPES, "correct")}
-            | {"vs_generator": paired_delta(out, f"{s.name}@{x.n_inputs}")}
+        selectors.setdefault(sel, {})[rate] = strategy_row(
+            out, s.name, per_round, metrics, "rouge1" if cfg.rounds > 1 else None
         )
-        if cfg.rounds > 1:  # ROUGE-1 of the selector's model in each round
-            selectors[sel][rate]["rounds"] = [
-                rr[s.name].metrics.get("rouge1") for rr in per_round if s.name in rr
-            ]
     flat = [v for d in selectors.values() for v in d.values()]
     rho = spearman([_num(v["p_star"]) for v in flat], [_num(v["rouge1"]) for v in flat])
     # at one rate every selector keeps the same number of articles, so only the quality of
@@ -658,7 +601,7 @@ def run(cfg: SummarizeConfig, out: str, *, progress: bool = True, log=print) -> 
         "sizes": sizes,
         "timing": timing,
     }
-    write_json(os.path.join(out, "results.json"), results)
+    store.write_json(rundir.file("results.json"), results)
     return finite(results)
 
 
@@ -668,7 +611,7 @@ def _num(v) -> float:
 
 def describe(cfg: SummarizeConfig) -> str:
     """The dry-run plan: data, model, the models trained and their FLOPs."""
-    mc = cfg.model_config(cfg.vocab_size)
+    mc, tc = cfg.model, cfg.train
     fl = mc.flops_per_example()
     strats = strategies(cfg)
     uses_verifier = any(s.score == "verifier" for s in strats)
@@ -677,8 +620,8 @@ def describe(cfg: SummarizeConfig) -> str:
     lines = [
         f"summarize {cfg.scale}: {data}, {cfg.n_pairs or 'all'} training pairs, {cfg.n_test} test",
         (
-            f"  model: {mc.enc_layers}+{mc.dec_layers} layers, width {mc.width}, {mc.heads} heads, "
-            f"ff {mc.ff}, vocabulary {cfg.vocab_size}, articles cut at {cfg.src_len} tokens: "
+            f"  model: {describe_model(mc)}, vocabulary {mc.vocab_size}, articles cut at "
+            f"{mc.max_src_len} tokens: "
             f"{mc.param_count() / 1e6:.2f}M parameters"
         ),
         (
@@ -688,9 +631,9 @@ def describe(cfg: SummarizeConfig) -> str:
             f"{cfg.rounds} round(s) ({cfg.round_data})"
         ),
     ]
-    total_ex = cfg.batch_size * cfg.steps * n_models
+    total_ex = tc.batch_size * tc.steps * n_models
     lines.append(
-        f"  {n_models} models x {cfg.steps} steps x {cfg.batch_size}: "
+        f"  {n_models} models x {tc.steps} steps x {tc.batch_size}: "
         f"{total_ex * fl['train'] / 1e15:.3g} PFLOP of training in all"
     )
     if cfg.notes:
