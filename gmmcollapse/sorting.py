@@ -30,6 +30,7 @@ import jax
 import numpy as np
 
 from gmmcollapse._runs import (
+    OPERATIONAL,
     cached_json,
     decode_pools,
     paired_delta,
@@ -118,7 +119,13 @@ class SortConfig:
         )
 
     def to_json(self) -> dict:
-        return dataclasses.asdict(self)
+        """The config as JSON (``config.json``, ``results.json``), without the fields that
+        change no result (``train.ckpt_seconds``: a run resumes under another value)."""
+        out = dataclasses.asdict(self)
+        for name in OPERATIONAL:
+            outer, _, inner = name.partition(".")
+            out.get(outer, {}).pop(inner, None)
+        return out
 
 
 SCALES: dict[str, SortConfig] = {

@@ -23,7 +23,16 @@ Every file the package writes goes through this module:
   the config in a stamp file the first time and refuses, on reopening, a different one with a
   :class:`FingerprintMismatch` that names both fingerprints and the differing keys.
   :meth:`RunDir.stage` caches a stage's result (JSON, or arrays in ``.npz``): a finished stage
-  is read back, a missing one is computed, written atomically and returned.
+  is read back, a missing one is computed, written atomically and returned. A path that
+  exists and is not a directory is refused with a ``ValueError`` before anything is written.
+* **Damaged files.** :func:`load_npz` raises :class:`DamagedFile` (a ``ValueError``) naming the
+  path when a file is truncated or corrupt, instead of ``zipfile.BadZipFile`` and the like.
+  :func:`save_checked_npz` / :func:`load_checked_npz` also store a checksum of the arrays and
+  a small JSON header saying what the file holds, verified on load.
+* **Locks.** :class:`FileLock` lets one process at a time work on an output (e.g. a sweep's
+  ``<results>.lock``). It is an OS lock (``flock``), released by the kernel when its holder
+  dies, even by ``kill -9``, so a stale lock never blocks; the file also records the holder's
+  pid, host and start time, which waiting processes report.
 """
 
 from __future__ import annotations
@@ -34,25 +43,40 @@ import json
 import math
 import os
 import secrets
+import socket
+import time
+import zipfile
+import zlib
 from collections.abc import Callable, Iterator
-from typing import IO, Any
+from typing import IO, Any, Self
 
 import numpy as np
 
 __all__ = [
+    "DamagedFile",
+    "DamagedFileWarning",
+    "FileLock",
     "FingerprintMismatch",
+    "LockTimeout",
     "RunDir",
+    "array_digest",
     "atomic_open",
     "cached",
     "canonical_json",
+    "check_directory_path",
+    "check_file_path",
     "claim_directory",
+    "describe_holder",
     "digest",
     "dumps",
     "fingerprint",
+    "holder_alive",
     "jsonable",
+    "load_checked_npz",
     "load_npz",
     "read_json",
     "restore_floats",
+    "save_checked_npz",
     "save_npz",
     "write_bytes",
     "write_json",
@@ -227,10 +251,83 @@ def save_npz(path: str | os.PathLike, /, **arrays: Any) -> str:
     return _atomic(path, lambda f: np.savez(f, **arrays))
 
 
+class DamagedFile(ValueError):
+    """A file of the store is truncated, corrupt or not what it claims to be.
+
+    Attributes: ``path`` and ``reason``. The message names both, e.g. ``X.npz.parts/
+    chunk_0_3.npz is damaged or unreadable (Bad CRC-32 for file 'mean/acc.npy')``.
+    """
+
+    def __init__(self, path: str | os.PathLike, reason: str):
+        self.path, self.reason = os.fspath(path), reason
+        super().__init__(f"{self.path} is damaged or unreadable ({reason})")
+
+
+class DamagedFileWarning(UserWarning):
+    """A damaged file was found and is being recomputed or rebuilt (the message names it)."""
+
+
+#: what reading a truncated or corrupt ``.npz`` raises (zip, zlib, NumPy's format checks)
+_READ_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, ValueError, KeyError, OSError)
+
+
 def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Every array of an ``.npz`` file, read into memory (no pickles)."""
-    with np.load(path, allow_pickle=False) as f:
-        return {k: f[k] for k in f.files}
+    """Every array of an ``.npz`` file, read into memory (no pickles).
+
+    ``FileNotFoundError`` when there is no file; :class:`DamagedFile` (naming the path) when
+    it is truncated or corrupt (every array is read whole, so zip's CRC-32 is checked).
+    """
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return {k: f[k] for k in f.files}
+    except (FileNotFoundError, IsADirectoryError):
+        raise
+    except _READ_ERRORS as err:
+        raise DamagedFile(path, f"{type(err).__name__}: {err}") from err
+
+
+def array_digest(arrays: Any) -> str:
+    """sha256 (hex) of named arrays: names, dtypes, shapes and bytes, in name order."""
+    h = hashlib.sha256()
+    for name in sorted(arrays):
+        a = np.ascontiguousarray(arrays[name])
+        h.update(canonical_json([name, a.dtype.str, list(a.shape)]).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()
+
+
+#: the entry of a checked ``.npz`` that holds its JSON header
+_HEADER = "__header__"
+
+
+def save_checked_npz(path: str | os.PathLike, header: dict, /, **arrays: Any) -> str:
+    """:func:`save_npz` of ``arrays`` plus a JSON header: ``header`` and the arrays' checksum.
+
+    :func:`load_checked_npz` verifies the checksum; the header says what the file holds (e.g.
+    a sweep chunk's group, point range and fingerprint), so a reader can check that too.
+    """
+    arrays = {k: np.asarray(v) for k, v in arrays.items()}
+    head = {**jsonable(header), "sha256": array_digest(arrays)}
+    return save_npz(path, **arrays, **{_HEADER: np.asarray(canonical_json(head))})
+
+
+def load_checked_npz(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
+    """``(header, arrays)`` of a file written by :func:`save_checked_npz`.
+
+    :class:`DamagedFile` (naming the path) when the file is unreadable, has no header, or its
+    arrays do not match the checksum; ``FileNotFoundError`` when it is missing.
+    """
+    arrays = load_npz(path)
+    if _HEADER not in arrays:
+        raise DamagedFile(path, "no checksum header: not written by save_checked_npz")
+    try:
+        head = json.loads(str(arrays.pop(_HEADER)))
+        stored = head.pop("sha256")
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise DamagedFile(path, f"unreadable header: {err}") from err
+    if stored != array_digest(arrays):
+        raise DamagedFile(path, "checksum mismatch: its arrays changed after it was written")
+    return head, arrays
 
 
 # -------------------------------------------------------------------------- run directories
@@ -254,6 +351,50 @@ def _differing(old: Any, new: Any) -> list[str]:
     return []
 
 
+def _first_existing(path: str) -> str:
+    """``path`` or its nearest ancestor that exists."""
+    path = os.path.abspath(path)
+    while not os.path.lexists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    return path
+
+
+def check_directory_path(directory: str | os.PathLike, name: str = "out") -> None:
+    """``ValueError`` naming ``name`` unless ``directory`` is, or can be made, a directory.
+
+    Refused: an existing file (or anything not a directory) at ``directory``, and a file
+    where one of its parent folders should be. Nothing is created.
+    """
+    directory = os.fspath(directory)
+    if os.path.lexists(directory) and not os.path.isdir(directory):
+        raise ValueError(
+            f"{name} {directory} is an existing file, not a directory; pass a new or existing "
+            "directory"
+        )
+    base = _first_existing(directory)
+    if not os.path.isdir(base):
+        raise ValueError(
+            f"{name} {directory} cannot be a directory: {base}, on its path, is a file"
+        )
+
+
+def check_file_path(path: str | os.PathLike, name: str = "out") -> None:
+    """``ValueError`` naming ``name`` unless ``path`` is, or can be made, a file.
+
+    Refused: an existing directory at ``path``, and a file where one of its parent folders
+    should be. Nothing is created.
+    """
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise ValueError(
+            f"{name} {path} is a directory, not a file; pass a file path, e.g. "
+            f"{os.path.join(path, 'results.npz')}"
+        )
+    base = _first_existing(os.path.dirname(os.path.abspath(path)))
+    if not os.path.isdir(base):
+        raise ValueError(f"{name} {path} cannot be a file: {base}, on its path, is a file")
+
+
 def claim_directory(
     directory: str | os.PathLike,
     filename: str,
@@ -268,8 +409,11 @@ def claim_directory(
     different stored config raises :class:`FingerprintMismatch`, e.g. ``run directory out/
     holds a different configuration (stored fingerprint 3f2a..., this one 9c1e...; differs in
     lr); use another directory or delete it``. ``what`` and ``hint`` word that message.
+    A ``directory`` that exists and is not a directory (or lies under a file) raises
+    ``ValueError`` (see :func:`check_directory_path`) before anything is created.
     """
     directory = os.fspath(directory)
+    check_directory_path(directory, name=what)
     os.makedirs(directory, exist_ok=True)
     path = os.path.join(directory, filename)
     new = jsonable(config)
@@ -363,3 +507,229 @@ class RunDir:
 
     def __repr__(self) -> str:
         return f"RunDir({self.path!r}, fingerprint={self.fingerprint[:12]!r})"
+
+
+# ------------------------------------------------------------------------------------ locks
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no flock, see FileLock._try_exclusive
+    fcntl = None
+
+
+def _process_start(pid: int) -> str | None:
+    """When process ``pid`` started, in the kernel's clock ticks since boot (Linux), or None.
+
+    With the pid it identifies a process: a pid reused by a new process has another start.
+    """
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        return stat.rsplit(b")", 1)[1].split()[19].decode()  # field 22, starttime
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def holder_alive(info: dict | None) -> bool | None:
+    """Whether the process a lock record names still runs: ``True`` / ``False`` on this host,
+    ``None`` when it cannot be told (another host, or no record)."""
+    if not info or info.get("host") != socket.gethostname():
+        return None
+    pid = info.get("pid")
+    if not isinstance(pid, int) or pid <= 0:
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # it runs, as another user
+    except OSError:
+        return None
+    started = info.get("proc_start")
+    now = _process_start(pid)
+    # False when the pid now names another process
+    return started is None or now is None or now == started
+
+
+def describe_holder(info: dict | None, path: str | None = None) -> str:
+    """A lock record as words: ``pid 4242 on host node1 (started 12:00:01, 35 s ago, alive)``."""
+    if not info:
+        return "a process that has not written its record yet"
+    text = f"pid {info.get('pid')} on host {info.get('host')}"
+    bits = []
+    if isinstance(info.get("started"), (int, float)):
+        started = info["started"]
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started))
+        bits.append(f"started {stamp}, {max(0.0, time.time() - started):.0f} s ago")
+    if path is not None:
+        with contextlib.suppress(OSError):
+            bits.append(f"last active {max(0.0, time.time() - os.stat(path).st_mtime):.0f} s ago")
+    alive = holder_alive(info)
+    bits.append({True: "running", False: "no longer running", None: "liveness unknown"}[alive])
+    return f"{text} ({', '.join(bits)})"
+
+
+class LockTimeout(TimeoutError):
+    """Waiting for a :class:`FileLock` took longer than allowed. ``path`` and ``holder`` (the
+    record of the process that holds it, or ``None``) are attributes."""
+
+    def __init__(self, message: str, path: str, holder: dict | None):
+        super().__init__(message)
+        self.path, self.holder = path, holder
+
+
+class FileLock:
+    """An exclusive lock on a file, for one process at a time (e.g. ``<results>.lock``).
+
+    It is an OS lock (``fcntl.flock``) on the file, so the kernel releases it when the holder
+    exits or dies, even by ``kill -9``: a stale lock file is simply taken by the next process.
+    The holder writes its record into the file, ``{"pid", "host", "started", "proc_start"}``
+    (``proc_start`` identifies the process where a pid is reused), and :meth:`touch` marks it
+    active; :meth:`holder` and :func:`describe_holder` let a waiting process say what it waits
+    for. :meth:`release` deletes the file (while still holding it; :meth:`try_acquire` checks
+    that the file it locked is still the one at ``path``).
+
+    Where ``flock`` is missing (Windows) or not supported by the file system, the file is
+    created exclusively instead (``O_EXCL``), and a record of a process that no longer runs on
+    this host is taken over.
+
+    >>> import tempfile, os
+    >>> lock = FileLock(os.path.join(tempfile.mkdtemp(), "x.lock"))
+    >>> with lock:
+    ...     FileLock(lock.path).try_acquire()  # another holder: refused
+    False
+    """
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = os.path.abspath(os.fspath(path))
+        self._fd: int | None = None
+
+    @property
+    def held(self) -> bool:
+        """Whether this object holds the lock."""
+        return self._fd is not None
+
+    def holder(self) -> dict | None:
+        """The record in the lock file (the holder's pid, host, start), or ``None``."""
+        try:
+            with open(self.path, encoding="utf-8") as f:
+                info = json.loads(f.read() or "null")
+        except (OSError, ValueError):
+            return None
+        return info if isinstance(info, dict) else None
+
+    def _record(self, fd: int) -> None:
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": time.time(),
+            "proc_start": _process_start(os.getpid()),
+        }
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(info).encode(), 0)
+        os.fsync(fd)
+
+    def try_acquire(self) -> bool:
+        """Take the lock if it is free; ``False`` (at once) if another process holds it."""
+        if self._fd is not None:
+            return True
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        if fcntl is None:  # pragma: no cover
+            return self._try_exclusive()
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                return False
+            except OSError:  # a file system without flock
+                os.close(fd)
+                return self._try_exclusive()
+            try:
+                same = os.stat(self.path).st_ino == os.fstat(fd).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)  # the holder deleted the file as it released it: lock the new one
+        self._fd = fd
+        self._record(fd)
+        return True
+
+    def _try_exclusive(self) -> bool:
+        for _ in range(3):
+            try:
+                fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+            except FileExistsError:
+                info = self.holder()
+                try:
+                    idle = time.time() - os.stat(self.path).st_mtime
+                except FileNotFoundError:
+                    continue
+                if holder_alive(info) is False or (info is None and idle > 60):
+                    # the record of a dead process (or none, long after its creation): take it
+                    # over. Best effort: without flock two takers could race here
+                    with contextlib.suppress(FileNotFoundError):
+                        os.remove(self.path)
+                    continue
+                return False
+            self._fd = fd
+            self._record(fd)
+            return True
+        return False
+
+    def acquire(
+        self,
+        timeout: float = math.inf,
+        on_wait: Callable[[dict | None, float], Any] | None = None,
+        poll: float = 0.5,
+    ) -> bool:
+        """Take the lock, waiting up to ``timeout`` seconds.
+
+        While another process holds it, ``on_wait(holder_record, seconds_waited)`` is called
+        about every ``poll`` seconds; when it returns true the wait stops and ``acquire``
+        returns ``False`` (e.g. the holder's result appeared). :class:`LockTimeout` (a
+        ``TimeoutError`` naming the file and the holder) after ``timeout``.
+        """
+        t0 = time.monotonic()
+        while not self.try_acquire():
+            waited = time.monotonic() - t0
+            info = self.holder()
+            if on_wait is not None and on_wait(info, waited):
+                return False
+            if waited >= timeout:
+                raise LockTimeout(
+                    f"{self.path} is held by {describe_holder(info, self.path)}; gave up "
+                    f"waiting after {timeout:g} s",
+                    self.path,
+                    info,
+                )
+            time.sleep(max(0.0, min(poll, timeout - waited)))
+        return True
+
+    def touch(self) -> None:
+        """Mark the lock active now (its file's modification time), for waiting processes."""
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.utime(self.path)
+
+    def release(self) -> None:
+        """Delete the lock file and release the lock (nothing if not held)."""
+        if self._fd is None:
+            return
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(self.path)
+        os.close(self._fd)
+        self._fd = None
+
+    def __enter__(self) -> Self:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        return f"FileLock({self.path!r}, held={self.held})"

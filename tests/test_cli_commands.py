@@ -72,12 +72,13 @@ def test_parse_axis_refuses_malformed_text(text):
 
 
 def test_make_sweep_and_its_dry_run_text():
-    given = {"n": 20.0, "d": 8.0, "snr": 1.5, "p": 0.3, "lam": 0.1}
+    given = {"d": 8.0, "snr": 1.5, "lam": 0.1}
     sw = C.make_sweep(given, ["p=0:1:3", "n=100,200"], seeds=2, n_test=16, name="g")
     assert sw.name == "g" and sw.shape == (3, 2) and sw.seeds == 2
-    assert dict(sw.fixed) == {"d": 8.0, "snr": 1.5, "lam": 0.1}  # swept ones are not fixed
+    assert dict(sw.fixed) == {"d": 8.0, "snr": 1.5, "lam": 0.1}
     assert sw.spec["n_test"] == 16 and sw.spec["generator"] == "flip"
-    assert C.make_sweep(given, mix_real=True).fixed["mix_real"] == 1.0
+    mixed = C.make_sweep({**given, "n": 20.0, "n_real": 10.0}, mix_real=True)
+    assert mixed.fixed["mix_real"] == 1.0
     with pytest.raises(ValueError, match="sweep does not take --p-pos"):
         C.make_sweep({**given, "p_pos": 0.1})
     text = C.format_dry_run(dry_run(sw, measure=False)).splitlines()
@@ -98,6 +99,8 @@ def test_simulate_point_equals_the_cli(capsys):
     lines = C.format_simulation(out, 4, 0.5).splitlines()
     assert lines[0].startswith(f"accuracy  {out['mean']:.6f} +- ") and "4 seeds" in lines[0]
     assert lines[-1].startswith("per round ") and len(lines) == 8
+    # the rates counted in the simulation are labelled as measured, not named like the inputs
+    assert [line.split()[:2] for line in lines[1:7]] == [["measured", k] for k in out["measured"]]
     with pytest.raises(ValueError, match="--n is required"):
         C.simulate_point({"d": 4.0, "snr": 1.0})
     with pytest.raises(ValueError, match="seeds must be a whole number >= 2"):

@@ -288,14 +288,17 @@ def test_measure_hand_example():
 
 def test_measure_nan_without_correct_or_wrong():
     mask = np.array([True, False, True])
-    r = fb.measure(mask, np.ones(3, bool))  # no wrong candidate
+    with pytest.warns(RuntimeWarning, match="no wrong candidate"):
+        r = fb.measure(mask, np.ones(3, bool))
     assert float(r.phi) == pytest.approx(2 / 3) and np.isnan(r.psi) and float(r.p) == 0.0
-    r = fb.measure(mask, np.zeros(3, bool))  # no correct candidate
+    with pytest.warns(RuntimeWarning, match="no correct candidate"):
+        r = fb.measure(mask, np.zeros(3, bool))
     assert np.isnan(r.phi) and float(r.psi) == pytest.approx(2 / 3) and float(r.p) == 1.0
     r = fb.measure(np.zeros(3, bool), np.array([1, 0, 1], bool))  # nothing selected
     assert float(r.phi) == 0.0 and float(r.psi) == 0.0
     assert np.isnan(r.p_star) and np.isnan(r.effective_noise) and float(r.keep_fraction) == 0.0
-    r = fb.measure(mask, np.array([1, 0, 1], bool), valid=np.zeros(3, bool))  # nothing valid
+    with pytest.warns(RuntimeWarning, match="no correct and no wrong candidate"):
+        r = fb.measure(mask, np.array([1, 0, 1], bool), valid=np.zeros(3, bool))
     assert all(np.isnan(getattr(r, f)) for f in ("phi", "psi", "p", "keep_fraction"))
 
 

@@ -43,3 +43,29 @@ def test_api_reference_is_current():
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     assert (ROOT / "docs" / "api.md").read_text() == mod.render(), "run python docs/make_api.py"
+
+
+def test_readme_python_example_prints_what_its_comments_show():
+    """Run as a script, the README's example prints each value its comments give (to their
+    digits): a line that only computes would print nothing."""
+    import subprocess
+    import sys
+
+    text = (ROOT / "README.md").read_text()
+    code = re.search(r"```python\n(.+?)\n```", text, re.DOTALL).group(1)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
+    ).stdout
+    printed = [float(x) for x in re.findall(r"-?\d+\.\d+", out)]
+    shown = []  # inline comments' values, and comment lines that are only values
+    for line in code.splitlines():
+        body, _, comment = line.partition("#")
+        comment = comment.split(":")[0]
+        if body.strip():
+            shown += re.findall(r"-?\d+\.\d+", comment)[-1:]
+        elif re.fullmatch(r"[\s\[\]\d.,+-]+", comment):
+            shown += re.findall(r"-?\d+\.\d+", comment)
+    assert len(shown) >= 10
+    for value in shown:
+        digits = len(value.split(".")[1])
+        assert any(abs(p - float(value)) <= 0.6 * 10**-digits for p in printed), (value, out)

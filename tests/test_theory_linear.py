@@ -439,15 +439,16 @@ def test_gradients_finite_at_degenerate_points(point):
 
 
 def test_validation():
-    with pytest.raises(ValueError, match=r"snr must be a number in \[0, inf\]"):
+    # the range text says whether inf is allowed: "[0, inf)" refuses it (issue 12)
+    with pytest.raises(ValueError, match=r"snr must be a number in \[0, inf\)"):
         linear_keep_rates(-1.0, 0.0, 0.0, 0.0)
-    with pytest.raises(ValueError, match=r"theta_ver must be a number in \[-inf, inf\]"):
+    with pytest.raises(ValueError, match=r"theta_ver must be a number in \(-inf, inf\)"):
         linear_keep_rates(1.0, 0.0, np.inf, 0.0)
     with pytest.raises(ValueError, match="theta_gen must be a number"):
         linear_infinite_data_accuracy(1.0, np.nan, 0.0, 0.0)
     with pytest.raises(ValueError, match=r"p must be a number in \[0, 1\]"):
         flip_linear_keep_rates(1.0, 1.5, 0.0, 0.0)
-    with pytest.raises(ValueError, match=r"lam must be a number in \[0, inf\]"):
+    with pytest.raises(ValueError, match=r"lam must be a number in \[0, inf\)"):
         flip_linear_infinite_data_accuracy(1.0, 0.2, 0.0, 0.0, lam=-0.1)
     with pytest.raises(ValueError, match="tau must be a number"):
         flip_linear_infinite_data_accuracy(1.0, 0.2, 0.0, np.nan)

@@ -32,13 +32,14 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import time
+from collections.abc import Callable
 from typing import Any
 
 import jax
 import numpy as np
 
 from gmmcollapse._runs import (
+    StageTimes,
     cached_pools,
     claim_run,
     decode_pools,
@@ -129,7 +130,8 @@ class EigenConfig:
         train: the recipe of every model: ``train.steps`` are the optimizer steps of every
             retrained model (the same budget for all); the generator trains ``gen_steps``. Per
             model the warm-up is at most half the steps, a checkpoint is written every quarter
-            of the steps (at least every 500; ``train.ckpt_every`` sets another), and the seed
+            of the steps (at least every 500; ``train.ckpt_every`` sets another) and every
+            ``train.ckpt_seconds`` (60 s by default), and the seed
             is ``seed`` (generator) or ``seed + 1`` (retrained models).
         n_syn: synthesized inputs; sizes: numbers of inputs for the data-size curve (nested
             prefixes), run for ``curve_strategies``.
@@ -345,10 +347,19 @@ def _acc_dict(values, true, valid, tau: float) -> dict[str, float]:
 class EigenDomain:
     """The eigenvalue domain: satisfies :class:`gmmcollapse.pipeline.Domain` (inputs are
     :class:`~gmmcollapse.eigen.data.EigenBatch` es; models are transformers). Immutable after
-    construction."""
+    construction. ``on_progress()`` is called whenever work is kept (a training checkpoint, a
+    model's evaluation), e.g. :meth:`gmmcollapse._runs.StageTimes.commit`."""
 
-    def __init__(self, cfg: EigenConfig, test: EigenBatch, out: str, progress: bool = True):
+    def __init__(
+        self,
+        cfg: EigenConfig,
+        test: EigenBatch,
+        out: str,
+        progress: bool = True,
+        on_progress: Callable[..., Any] | None = None,
+    ):
         self.cfg, self.test, self.out, self.progress = cfg, test, out, progress
+        self.on_progress = on_progress or (lambda *a: None)
         self.tok = cfg.tokenizer
         self.test_src = np.asarray(self.tok.encode_src(test.matrices))
 
@@ -392,7 +403,7 @@ class EigenDomain:
         """A fresh model with the retraining budget (``train.steps``, seed ``seed + 1``)."""
         cfg = self.cfg
         tc = cfg.train_config(cfg.train.steps, cfg.seed + 1)
-        return train_model(cfg.model, tc, data, self.out, tag, self.progress)
+        return train_model(cfg.model, tc, data, self.out, tag, self.progress, self.on_progress)
 
     def evaluate(self, model: Transformer, tag: str = "model") -> dict:
         """Greedy accuracy on the held-out set; per-matrix correctness at ``tau`` is kept in
@@ -403,6 +414,7 @@ class EigenDomain:
         err = np.asarray(relative_l1_error(v[:, 0], self.test.eigenvalues))
         correct = ok[:, 0] & (np.where(np.isfinite(err), err, np.inf) <= self.cfg.tau)
         save_eval(self.out, tag, correct)
+        self.on_progress()
         return {"acc": acc, "valid": float(np.mean(ok))}
 
 
@@ -441,77 +453,76 @@ def run(cfg: EigenConfig, out: str, *, progress: bool = True, log=print) -> dict
          "curves": {NAME: [{"n_syn", "n_selected", "p_star", "acc": {acc}}, ...]},
          "timing": {stage: seconds}}
 
-    Accuracies are fractions of the ``n_test`` held-out matrices, keyed by tolerance.
+    Accuracies are fractions of the ``n_test`` held-out matrices, keyed by tolerance. Timings
+    are the seconds spent in each stage over every invocation of a resumed run
+    (``timing.json`` in ``out``; :class:`gmmcollapse._runs.StageTimes`).
     """
     out = os.path.abspath(out)
     rundir = claim_run(out, cfg.to_json())
-    timing: dict[str, float] = {}
+    times = StageTimes(rundir.file("timing.json"))
     log = log or (lambda *a, **k: None)
     key = jax.random.key(cfg.seed)
     k_real, k_syn, k_test, k_sel = jax.random.split(key, 4)
     draw = lambda k, n: sample_matrices(k, n, cfg.k, cfg.entry_scale)
     test = draw(k_test, cfg.n_test)
-    dom = EigenDomain(cfg, test, out, progress)
+    dom = EigenDomain(cfg, test, out, progress, on_progress=times.commit)
 
-    t0 = time.perf_counter()
-    generator = saved_model(
-        rundir.file("generator"),
-        lambda: train_model(cfg.model, cfg.train_config(cfg.gen_steps, cfg.seed),
-                            dom.encode(draw(k_real, cfg.n_real)), out, "generator", progress),
-    )  # fmt: skip
-    timing["generator"] = time.perf_counter() - t0
+    with times.stage("generator"):
+        generator = saved_model(
+            rundir.file("generator"),
+            lambda: train_model(cfg.model, cfg.train_config(cfg.gen_steps, cfg.seed),
+                                dom.encode(draw(k_real, cfg.n_real)), out, "generator",
+                                progress, times.commit),
+        )  # fmt: skip
     gen_eval = rundir.stage("generator_eval.json", lambda: dom.evaluate(generator, "generator"))
     log(f"generator: {gen_eval}")
 
-    t0 = time.perf_counter()
-    warmup = rundir.stage("warmup.json", lambda: _warmup(dom, generator))
-    timing["warmup"] = time.perf_counter() - t0
+    with times.stage("warmup"):
+        warmup = rundir.stage("warmup.json", lambda: _warmup(dom, generator))
     log(f"warm-up (beam {cfg.beam}): {warmup}")
 
     strats = strategies(cfg)
-    t0 = time.perf_counter()
     fresh = lambda r: draw(jax.random.fold_in(k_syn, r), cfg.n_syn)  # round r's matrices
-    syn0 = fresh(0)
-    pools = cached_pools(rundir, lambda: dom.synthesize(generator, syn0, {"greedy", "beam"}))
-    timing["synthesize"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    per_round = run_rounds(
-        dom,
-        generator,
-        lambda r: syn0 if r == 0 else fresh(r),
-        strats,
-        k_sel,
-        rounds=cfg.rounds,
-        data=cfg.round_data,
-        store=out,
-        candidates=pools,
-        log=log,
-    )
-    curves: dict[str, list] = {}
-    curve_strats = [s for s in strats if s.name in cfg.curve_strategies]
-    if cfg.sizes and curve_strats:  # round 0 only: accuracy against the number of inputs
-        res_c = run_round(
+    with times.stage("synthesize"):
+        syn0 = fresh(0)
+        pools = cached_pools(rundir, lambda: dom.synthesize(generator, syn0, {"greedy", "beam"}))
+    with times.stage("retrain"):
+        per_round = run_rounds(
             dom,
             generator,
-            syn0,
-            curve_strats,
+            lambda r: syn0 if r == 0 else fresh(r),
+            strats,
             k_sel,
-            sizes=sorted(set(cfg.sizes) | {cfg.n_syn}),
-            store=rundir.file("strategies"),
+            rounds=cfg.rounds,
+            data=cfg.round_data,
+            store=out,
             candidates=pools,
             log=log,
         )
-        for x in res_c:
-            curves.setdefault(x.name, []).append(
-                {
-                    "n_syn": x.n_inputs,
-                    "n_selected": x.rates["n_selected"],
-                    "p_star": x.rates["p_star"],
-                    "acc": x.metrics.get("acc"),
-                    "vs_generator": paired_delta(out, f"{x.name}@{x.n_inputs}"),
-                }
+        curves: dict[str, list] = {}
+        curve_strats = [s for s in strats if s.name in cfg.curve_strategies]
+        if cfg.sizes and curve_strats:  # round 0 only: accuracy against the number of inputs
+            res_c = run_round(
+                dom,
+                generator,
+                syn0,
+                curve_strats,
+                k_sel,
+                sizes=sorted(set(cfg.sizes) | {cfg.n_syn}),
+                store=rundir.file("strategies"),
+                candidates=pools,
+                log=log,
             )
-    timing["retrain"] = time.perf_counter() - t0
+            for x in res_c:
+                curves.setdefault(x.name, []).append(
+                    {
+                        "n_syn": x.n_inputs,
+                        "n_selected": x.rates["n_selected"],
+                        "p_star": x.rates["p_star"],
+                        "acc": x.metrics.get("acc"),
+                        "vs_generator": paired_delta(out, f"{x.name}@{x.n_inputs}"),
+                    }
+                )
 
     results = {
         "config": cfg.to_json(),
@@ -521,7 +532,7 @@ def run(cfg: EigenConfig, out: str, *, progress: bool = True, log=print) -> dict
             s.name: strategy_row(out, s.name, per_round, ("acc", "valid"), "acc") for s in strats
         },
         "curves": curves,
-        "timing": timing,
+        "timing": times.as_dict(),
     }
     write_json(rundir.file("results.json"), results)
     return results

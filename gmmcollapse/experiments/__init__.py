@@ -31,6 +31,7 @@ from gmmcollapse._validate import check_choice
 __all__ = [
     "MODEL_EXPERIMENTS",
     "ModelExperiment",
+    "check_run_dir",
     "data_overrides",
     "figure_names",
     "load",
@@ -190,7 +191,12 @@ def data_overrides(
 ) -> dict[str, Any]:
     """``overrides`` with the ``--data`` / ``--format`` flags of a corpus experiment: a
     ``data`` file brings ``format="auto"`` unless a format is given (a preset's format is for
-    its own data), and a local path becomes absolute (a resumed run must find it)."""
+    its own data), and a local path becomes absolute (a resumed run must find it). A flag and
+    a ``--set`` override of the same field (``--data`` with ``--set data=...``) is a
+    ``ValueError``: one of them would be silently dropped."""
+    for flag, value in (("data", data), ("format", format)):
+        if value is not None and flag in overrides:
+            raise ValueError(f"--{flag} and --set {flag}= both give {flag}; give it once")
     out = dict(overrides)
     if data is not None:
         out["data"] = data
@@ -204,6 +210,24 @@ def data_overrides(
 
 
 # ------------------------------------------------------------------------------ run, reproduce
+
+
+def check_run_dir(name: str, path: str | os.PathLike | None) -> None:
+    """``ValueError`` (naming the flag ``--name``) unless ``path`` is a directory or can
+    become one: an existing file there, or a file where one of its parent folders should
+    be, is refused before anything runs or is created. ``None`` (a default) passes."""
+    if path is None:
+        return
+    path = os.fspath(path)
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(
+            f"--{name} {path} is an existing file; it must be a directory (or not exist yet)"
+        )
+    parent = os.path.dirname(os.path.abspath(path))
+    while not os.path.exists(parent):  # the nearest existing folder (the root always exists)
+        parent = os.path.dirname(parent)
+    if not os.path.isdir(parent):
+        raise ValueError(f"--{name} {path}: {parent} is a file, not a directory")
 
 
 def run_model_experiment(
@@ -223,16 +247,17 @@ def run_model_experiment(
     ``out`` defaults to ``results/<name>/<scale>``, ``figures`` to ``out/figures``; with
     ``dry_run`` only the plan is logged. Every line goes to ``log``.
     """
+    out = out or os.path.join("results", name, scale if cfg is None else cfg.scale)
+    check_run_dir("out", out)  # before anything runs or is created
+    check_run_dir("figures", figures)
     exp, plots = load(name, plots_only=cfg is None)
     t0 = time.time()
     if cfg is None:  # only reads OUT/results.json: no config, no data needed
-        out = out or os.path.join("results", name, scale)
         res = plots.load_run(out)
     else:
         log(exp.describe(cfg))
         if dry_run:
             return
-        out = out or os.path.join("results", name, cfg.scale)
         res = exp.run(cfg, out, progress=not quiet, log=None if quiet else log)
     figs = figures or os.path.join(out, "figures")
     for figure in plots.FIGURES:
@@ -270,11 +295,14 @@ def reproduce(
     ``figure`` restricts it to these figures (a GMM name such as ``phase``, or
     ``<domain>_<figure>`` such as ``eigen_pstar``). Results go to ``results/gmm/*.npz`` and
     ``results/<domain>/<scale>/``; with ``figures_only`` nothing runs, the figures are redrawn
-    from them.
+    from them. ``results`` or ``out`` naming an existing file is a ``ValueError`` before
+    anything runs (:func:`check_run_dir`).
     """
     from gmmcollapse.experiments.gmm import run_experiment
     from gmmcollapse.plots.gmm import draw
 
+    check_run_dir("results", results)  # before anything runs or is created
+    check_run_dir("out", out)
     domains = figure_names()
     if only not in (None, *domains):
         raise ValueError(f"only must be one of {', '.join(domains)}, got {only!r}")

@@ -31,29 +31,63 @@ Entries that a structure does not determine are NaN, never a number from another
 shifted synthetic law together with the margin test, a linear or ridge generator, or several
 rounds; real data mixed into several rounds, or into a run whose ridge generator trained on
 the same real rows; the logistic learner (no ridge theory; only the rate quantities).
+
+Inputs are checked like the theory's (:data:`DOMAINS`): concrete values out of range raise
+``ValueError`` naming the parameter; :func:`predict` also runs under ``jax.jit`` and
+``jax.vmap`` (it then computes with ``jax.numpy`` and returns JAX arrays), and every entry of
+a point with a traced input out of its domain is NaN.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import nullcontext
 from typing import Any
 
+import jax.numpy as jnp
 import numpy as np
 
 from gmmcollapse import theory as T
-from gmmcollapse._validate import check_choice
+from gmmcollapse._validate import (
+    EXTENDED,
+    KEEPS_SOMETHING,
+    NONNEG,
+    POSITIVE,
+    POSITIVE_OR_INF,
+    REAL,
+    UNIT,
+    Interval,
+    check_choice,
+    guard,
+    is_concrete,
+    nan_outside,
+)
 from gmmcollapse.gmm.spec import DATA_MODES, GENERATORS, LEARNERS, PARAM_DEFAULTS
 from gmmcollapse.theory.basic import in_float64
 
-__all__ = ["predict"]
+__all__ = ["DOMAINS", "predict"]
 
-
-def _nan(shape) -> np.ndarray:
-    return np.full(shape, np.nan)
-
-
-def _a(x) -> np.ndarray:
-    return np.asarray(x, np.float64)
+#: the allowed values of every parameter (those of the theory functions predict calls)
+DOMAINS = {
+    "n": POSITIVE_OR_INF,
+    "d": POSITIVE,
+    "snr": NONNEG,
+    "p": UNIT,
+    "phi": UNIT,
+    "psi": UNIT,
+    "lam": POSITIVE,
+    "theta_gen": REAL,
+    "theta_ver": REAL,
+    "tau": EXTENDED,
+    "n_real": NONNEG,
+    "mix_real": Interval(
+        0.0, 1.0, whole=True, what="0 or 1 (real rows are added whole or not at all)"
+    ),
+    "lam_gen": POSITIVE,
+    "beta": REAL,
+    "gamma": REAL,
+    "sigma": POSITIVE,
+}
 
 
 @in_float64
@@ -91,47 +125,58 @@ def predict(
     if int(rounds) != rounds or rounds < 1:
         raise ValueError(f"rounds must be a whole number >= 1, got {rounds}")
     rounds = int(rounds)
-    unknown = set(params) - set(PARAM_DEFAULTS) - {"n", "d", "snr"}
+    unknown = set(params) - set(DOMAINS)
     if unknown:
         raise ValueError(f"unknown parameter(s): {', '.join(sorted(unknown))}")
-    v = {
-        k: np.asarray(params.get(k, PARAM_DEFAULTS.get(k)), np.float64)
-        for k in set(PARAM_DEFAULTS) | {"n", "d", "snr"}
-    }
+    missing = [k for k in ("n", "d", "snr") if params.get(k) is None]
+    if missing:
+        raise ValueError(f"params needs {', '.join(missing)}")
+    raw = {k: params.get(k, PARAM_DEFAULTS.get(k)) for k in DOMAINS}
     if any(
-        np.ndim(v[k]) > 1 or (np.ndim(v[k]) == 1 and np.ndim(v["n"]) == 0)
+        np.ndim(raw[k]) > 1 or (np.ndim(raw[k]) == 1 and np.ndim(raw["n"]) == 0)
         for k in ("p", "phi", "psi")
     ):
         raise ValueError(
             "predict() takes scalar rates per point; class-specific rates are not supported"
         )
+    raw, mask = guard(raw, DOMAINS, (KEEPS_SOMETHING,))
+    # NumPy for concrete inputs, jax.numpy under jit / vmap (same operations, same values)
+    xp = np if all(is_concrete(a) for a in raw.values()) else jnp
+    v = {k: xp.asarray(a, dtype=xp.float64) for k, a in raw.items()}
     shape = np.broadcast_shapes(*(np.shape(a) for a in v.values()))
-    if np.any((v["mix_real"] != 0) & (v["mix_real"] != 1)):
-        raise ValueError("mix_real must be 0 or 1 (real rows are added whole or not at all)")
     # one flat length per power of two: sweeps of many sizes reuse the same compiled theory
     size = int(np.prod(shape))
     if size == 0:
         raise ValueError(f"params has no points (broadcast shape {shape})")
     bucket = max(8, 1 << (size - 1).bit_length())
     flat = {
-        k: np.pad(np.broadcast_to(a, shape).ravel(), (0, bucket - size), mode="edge")
+        k: xp.pad(xp.broadcast_to(a, shape).ravel(), (0, bucket - size), mode="edge")
         for k, a in v.items()
     }
-    out = _predict_flat(flat, generator, rounds, data, learner)
-    return {k: a[:size].reshape(shape + a.shape[1:]) for k, a in out.items()}
+    out = _predict_flat(flat, generator, rounds, data, learner, xp)
+    out = {k: a[:size].reshape(shape + a.shape[1:]) for k, a in out.items()}
+    return nan_outside(mask, out)
 
 
-def _predict_flat(v, generator, rounds, data, learner) -> dict[str, np.ndarray]:
+def _predict_flat(v, generator, rounds, data, learner, xp) -> dict[str, Any]:
+    """The predictions on flat arrays; ``xp`` is ``numpy`` or (traced inputs) ``jax.numpy``."""
+
+    def _a(x):
+        return xp.asarray(x, dtype=xp.float64)
+
+    def _nan(shape):
+        return xp.full(shape, xp.nan)
+
     shape = v["n"].shape
     mix = v["mix_real"]
     tau, snr = v["tau"], v["snr"]
-    linear_test = ~np.isneginf(tau)
-    tau_or_0 = np.where(linear_test, tau, 0.0)
+    linear_test = ~xp.isneginf(tau)
+    tau_or_0 = xp.where(linear_test, tau, 0.0)
     shifted = (v["beta"] != 1.0) | (v["gamma"] != 0.0) | (v["sigma"] != 1.0)
     n_mix = v["n_real"] * mix
     ridge = learner == "ridge"
     ver = {"theta_ver": v["theta_ver"], "tau": tau, "phi": v["phi"], "psi": v["psi"]}
-    out: dict[str, np.ndarray] = {"bayes_accuracy": _a(T.bayes_accuracy(snr))}
+    out: dict[str, Any] = {"bayes_accuracy": _a(T.bayes_accuracy(snr))}
     multi = rounds > 1 or generator == "ridge"
 
     # ---------------------------------------------------------------- round-0 rates
@@ -139,12 +184,12 @@ def _predict_flat(v, generator, rounds, data, learner) -> dict[str, np.ndarray]:
         p, phi, psi = v["p"], v["phi"], v["psi"]
         # the margin test multiplies the oracle's keep rates (independent given the label)
         lin = T.flip_linear_keep_rates(snr, p, v["theta_ver"], tau_or_0)
-        phi_eff = np.where(linear_test, phi * _a(lin.phi), phi)
-        psi_eff = np.where(linear_test, psi * _a(lin.psi), psi)
+        phi_eff = xp.where(linear_test, phi * _a(lin.phi), phi)
+        psi_eff = xp.where(linear_test, psi * _a(lin.psi), psi)
         out["generator_accuracy"] = 1.0 - p
     elif generator == "linear":
         lin = T.linear_keep_rates(
-            snr, v["theta_gen"], v["theta_ver"], np.where(linear_test, tau, -np.inf)
+            snr, v["theta_gen"], v["theta_ver"], xp.where(linear_test, tau, -xp.inf)
         )
         p = _a(lin.p)
         phi_eff, psi_eff = v["phi"] * _a(lin.phi), v["psi"] * _a(lin.psi)
@@ -155,24 +200,25 @@ def _predict_flat(v, generator, rounds, data, learner) -> dict[str, np.ndarray]:
         p = phi_eff = psi_eff = _nan(shape)
     out["p"], out["phi"], out["psi"] = _a(p), _a(phi_eff), _a(psi_eff)
     rates_ok = (phi_eff + psi_eff) > 0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out["breakdown_point"] = np.where(rates_ok, phi_eff / (phi_eff + psi_eff), np.nan)
+    quiet = np.errstate(invalid="ignore", divide="ignore") if xp is np else nullcontext()
+    with quiet:
+        out["breakdown_point"] = xp.where(rates_ok, phi_eff / (phi_eff + psi_eff), xp.nan)
         alpha = (1.0 - p) * phi_eff + p * psi_eff
         out["keep_fraction"] = alpha
-        out["effective_noise"] = np.where(alpha > 0, p * psi_eff / alpha, np.nan)
+        out["effective_noise"] = xp.where(alpha > 0, p * psi_eff / alpha, xp.nan)
 
     # ---------------------------------------------------------------- accuracies
     acc_shape = shape + ((rounds,) if rounds > 1 else ())
     finite, infinite = _nan(acc_shape), _nan(acc_shape)
     if ridge and not multi:
         if generator == "flip":
-            phi_s = np.where(rates_ok, phi_eff, 1.0)
-            psi_s = np.where(rates_ok, psi_eff, 1.0)
+            phi_s = xp.where(rates_ok, phi_eff, 1.0)
+            psi_s = xp.where(rates_ok, psi_eff, 1.0)
             rest = (v["d"], snr, p, phi_s, psi_s, v["lam"], v["beta"], v["gamma"], v["sigma"])
             plain_finite, shifted_inf = (
-                _a(T.shifted_mixed_ridge_accuracy(n_mix, n, *rest)) for n in (v["n"], np.inf)
+                _a(T.shifted_mixed_ridge_accuracy(n_mix, n, *rest)) for n in (v["n"], xp.inf)
             )
-            plain_inf = np.where(
+            plain_inf = xp.where(
                 shifted, shifted_inf, _a(T.infinite_data_accuracy(snr, p, phi_s, psi_s))
             )
             sel = {
@@ -186,13 +232,13 @@ def _predict_flat(v, generator, rounds, data, learner) -> dict[str, np.ndarray]:
                 "d": v["d"],
             }
             lin_finite = _a(T.flip_linear_ridge_accuracy(n=v["n"], n_real=n_mix, **sel))
-            lin_inf = _a(T.flip_linear_ridge_accuracy(n=np.inf, n_real=0.0, **sel))
-            finite = np.where(linear_test, np.where(shifted, np.nan, lin_finite), plain_finite)
-            finite = np.where(rates_ok, finite, np.nan)
-            infinite = np.where(linear_test, np.where(shifted, np.nan, lin_inf), plain_inf)
-            out["finite_breakdown_point"] = np.where(
+            lin_inf = _a(T.flip_linear_ridge_accuracy(n=xp.inf, n_real=0.0, **sel))
+            finite = xp.where(linear_test, xp.where(shifted, xp.nan, lin_finite), plain_finite)
+            finite = xp.where(rates_ok, finite, xp.nan)
+            infinite = xp.where(linear_test, xp.where(shifted, xp.nan, lin_inf), plain_inf)
+            out["finite_breakdown_point"] = xp.where(
                 shifted,
-                np.nan,
+                xp.nan,
                 _a(
                     T.finite_breakdown_point(
                         v["n"],
@@ -218,10 +264,10 @@ def _predict_flat(v, generator, rounds, data, learner) -> dict[str, np.ndarray]:
                 "psi": v["psi"],
                 "d": v["d"],
             }
-            finite = np.where(
-                shifted, np.nan, _a(T.linear_ridge_accuracy(n=v["n"], n_real=n_mix, **sel))
+            finite = xp.where(
+                shifted, xp.nan, _a(T.linear_ridge_accuracy(n=v["n"], n_real=n_mix, **sel))
             )
-            infinite = np.where(shifted, np.nan, _a(T.linear_ridge_accuracy(n=np.inf, **sel)))
+            infinite = xp.where(shifted, xp.nan, _a(T.linear_ridge_accuracy(n=xp.inf, **sel)))
     elif ridge:
         gen_kw = {
             "flip": {"p": v["p"]},
@@ -231,21 +277,21 @@ def _predict_flat(v, generator, rounds, data, learner) -> dict[str, np.ndarray]:
         common = dict(generator=generator, lam=v["lam"], **gen_kw, **ver)
         covered = ~shifted & (mix == 0)
         inf_acc = _a(
-            T.retraining_accuracy(rounds, np.inf, v["d"], snr, data=data, **common)
+            T.retraining_accuracy(rounds, xp.inf, v["d"], snr, data=data, **common)
         ).reshape(acc_shape)
-        infinite = np.where(_per_point(covered, rounds), inf_acc, np.nan)
+        infinite = xp.where(_per_point(covered, rounds), inf_acc, xp.nan)
         if data == "replace":
             fin = _a(T.retraining_accuracy(rounds, v["n"], v["d"], snr, **common))
-            finite = np.where(_per_point(covered, rounds), fin.reshape(acc_shape), np.nan)
+            finite = xp.where(_per_point(covered, rounds), fin.reshape(acc_shape), xp.nan)
             if rounds > 1:
                 lim = T.retraining_limit(v["n"], v["d"], snr, **common)
-                out["long_run_accuracy"] = np.where(
-                    covered & _a(lim.converged).astype(bool), _a(lim.accuracy), np.nan
+                out["long_run_accuracy"] = xp.where(
+                    covered & _a(lim.converged).astype(bool), _a(lim.accuracy), xp.nan
                 )
     out["ridge_accuracy"] = finite
     out["infinite_data_accuracy"] = infinite
-    return {k: np.asarray(a, np.float64) for k, a in out.items()}
+    return {k: _a(a) for k, a in out.items()}
 
 
-def _per_point(mask: np.ndarray, rounds: int) -> np.ndarray:
+def _per_point(mask: Any, rounds: int) -> Any:
     return mask[..., None] if rounds > 1 else mask

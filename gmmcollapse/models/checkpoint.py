@@ -1,9 +1,10 @@
 """Orbax checkpoints for training state and finished models.
 
 :class:`TrainCheckpoints` keeps the latest two training checkpoints (parameters, optimizer
-state, history) in a directory together with a fingerprint of what is being trained; resuming
-with a different model, recipe or data is refused with a clear error rather than silently mixing
-runs. :func:`save_tree` / :func:`load_tree` store one pytree (e.g. a finished model's params).
+state, history and the per-step losses of the history record in progress) in a directory
+together with a fingerprint of what is being trained; resuming with a different model, recipe
+or data is refused with a clear error rather than silently mixing runs. :func:`save_tree` /
+:func:`load_tree` store one pytree (e.g. a finished model's params).
 """
 
 from __future__ import annotations
@@ -40,8 +41,9 @@ class TrainCheckpoints:
             options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True),
         )
 
-    def restore(self, template: Any) -> tuple[int, Any, list] | None:
-        """(step, tree, history) of the latest checkpoint, or None when there is none."""
+    def restore(self, template: Any) -> tuple[int, Any, list, list] | None:
+        """(step, tree, history, pending losses) of the latest checkpoint, or None when there
+        is none (checkpoints written before pending losses were kept have none)."""
         ocp = _ocp()
         step = self.manager.latest_step()
         if step is None:
@@ -52,15 +54,19 @@ class TrainCheckpoints:
                 state=ocp.args.StandardRestore(template), history=ocp.args.JsonRestore()
             ),
         )
-        return step, out["state"], list(out["history"]["records"])
+        hist = out["history"]
+        return step, out["state"], list(hist["records"]), list(hist.get("pending", []))
 
-    def save(self, step: int, tree: Any, history: list) -> None:
+    def save(self, step: int, tree: Any, history: list, pending: list | tuple = ()) -> None:
+        """Write the checkpoint of ``step``: the pytree ``tree``, the ``history`` records and
+        the ``pending`` per-step losses since the last record (floats: JSON keeps them
+        exactly)."""
         ocp = _ocp()
         self.manager.save(
             step,
             args=ocp.args.Composite(
                 state=ocp.args.StandardSave(tree),
-                history=ocp.args.JsonSave({"records": history}),
+                history=ocp.args.JsonSave({"records": history, "pending": list(pending)}),
             ),
         )
         self.manager.wait_until_finished()

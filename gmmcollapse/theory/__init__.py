@@ -4,8 +4,16 @@ Everything here is pure ``jax.numpy`` in float64, broadcasts over its arguments,
 under ``jit``, ``vmap`` and ``grad``. Each function runs under ``jax.enable_x64(True)``
 (:func:`gmmcollapse.theory.basic.in_float64`): it returns float64 arrays whatever the user's
 ``jax_enable_x64`` setting, and leaves that setting unchanged.
+
+Bad inputs never become plausible numbers. Concrete values out of their domain raise
+``ValueError`` naming the parameter and its range (strings are not numbers; arguments that do
+not broadcast are named). Under ``jit``/``vmap``/``grad`` every output is NaN at the points
+where a traced input is out of its domain, NaN inputs included, as in ``jax.scipy``;
+:func:`checked` raises there instead (``jax.experimental.checkify``). Details:
+``docs/theory.md``, section "Bad inputs".
 """
 
+from gmmcollapse._validate import checked
 from gmmcollapse.theory.basic import (
     bayes_accuracy,
     breakdown_point,
@@ -63,6 +71,7 @@ __all__ = [
     "bayes_accuracy",
     "bivariate_normal_cdf",
     "breakdown_point",
+    "checked",
     "class_breakdown_margin",
     "class_infinite_data_accuracy",
     "class_infinite_data_limit",

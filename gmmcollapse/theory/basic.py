@@ -8,7 +8,9 @@ Conventions (Feng et al., *Beyond Model Collapse*, arXiv 2406.07515, section 3):
 
 All functions are pure ``jax.numpy``, broadcast over their arguments, and are safe under
 ``jit``, ``vmap`` and ``grad``. Concrete inputs are validated (``ValueError`` naming the
-parameter); traced inputs are not (see :mod:`gmmcollapse._validate`).
+parameter and its range); where a traced input is out of its domain (NaN included) every
+output is NaN, as in ``jax.scipy`` (:func:`theory_function`, :mod:`gmmcollapse._validate`);
+:func:`gmmcollapse.theory.checked` turns those into errors.
 
 Precision: every public function of the theory is wrapped in :func:`in_float64`, so it
 computes in float64 and returns float64 arrays whatever the user's ``jax_enable_x64`` is, and
@@ -27,16 +29,25 @@ from jax import Array
 from jax.scipy.stats import norm
 from jax.typing import ArrayLike
 
-from gmmcollapse._validate import check_not_both_zero, check_range
+from gmmcollapse._validate import (
+    KEEPS_SOMETHING,
+    NONNEG,
+    UNIT,
+    Arg,
+    Interval,
+    Rule,
+    validated,
+)
 
 __all__ = [
+    "RATES",
     "bayes_accuracy",
     "breakdown_point",
-    "check_rates",
     "effective_noise",
     "in_float64",
     "infinite_data_accuracy",
     "keep_fraction",
+    "theory_function",
 ]
 
 _F = TypeVar("_F", bound=Callable)
@@ -67,14 +78,26 @@ def in_float64(fn: _F) -> _F:
     return wrapper  # type: ignore[return-value]
 
 
-def check_rates(
-    p: ArrayLike | None = None, phi: ArrayLike | None = None, psi: ArrayLike | None = None
-):
-    """Validate generator error ``p`` and keep rates ``phi``, ``psi`` (all in [0, 1])."""
-    check_range("p", p, 0.0, 1.0)
-    check_range("phi", phi, 0.0, 1.0)
-    check_range("psi", psi, 0.0, 1.0)
-    check_not_both_zero("phi", phi, "psi", psi)
+def theory_function(rules: tuple[Rule, ...] = (), **domains: Arg | Interval) -> Callable:
+    """Decorator of every public theory function: :func:`in_float64` around
+    :func:`gmmcollapse._validate.validated`.
+
+    ``domains`` name each numeric parameter's allowed values and ``rules`` the joint
+    conditions. Concrete inputs out of their domain raise ``ValueError`` (naming the
+    parameter and the range) before any compute; non-broadcastable arguments raise
+    ``ValueError`` naming them; traced inputs out of their domain (NaN included) make every
+    output NaN at their points (booleans False, integer counts unchanged), leaving the other
+    points bit for bit as the same transformation gives them on valid input.
+    """
+
+    def deco(fn: _F) -> _F:
+        return in_float64(validated(rules, **domains)(fn))
+
+    return deco
+
+
+#: the phi-psi model's rates: generator error p, keep rates phi (correct) and psi (wrong)
+RATES = {"p": UNIT, "phi": UNIT, "psi": UNIT}
 
 
 def f64(x: ArrayLike) -> Array:
@@ -85,7 +108,7 @@ def f64(x: ArrayLike) -> Array:
 _f = f64
 
 
-@in_float64
+@theory_function((KEEPS_SOMETHING,), phi=UNIT, psi=UNIT)
 def breakdown_point(phi: ArrayLike, psi: ArrayLike) -> Array:
     r"""The breakdown point :math:`p^* = \phi / (\phi + \psi) = 1 / (1 + \psi/\phi)`.
 
@@ -101,12 +124,11 @@ def breakdown_point(phi: ArrayLike, psi: ArrayLike) -> Array:
         >>> float(breakdown_point(0.9, 0.3))
         0.75
     """
-    check_rates(phi=phi, psi=psi)
     phi, psi = _f(phi), _f(psi)
     return phi / (phi + psi)
 
 
-@in_float64
+@theory_function((KEEPS_SOMETHING,), **RATES)
 def keep_fraction(p: ArrayLike, phi: ArrayLike, psi: ArrayLike) -> Array:
     r"""Fraction of synthesized examples the verifier keeps: :math:`\alpha = (1-p)\phi + p\psi`.
 
@@ -114,12 +136,11 @@ def keep_fraction(p: ArrayLike, phi: ArrayLike, psi: ArrayLike) -> Array:
         >>> float(keep_fraction(0.2, 1.0, 0.5))
         0.9
     """
-    check_rates(p, phi, psi)
     p, phi, psi = _f(p), _f(phi), _f(psi)
     return (1.0 - p) * phi + p * psi
 
 
-@in_float64
+@theory_function((KEEPS_SOMETHING,), **RATES)
 def effective_noise(p: ArrayLike, phi: ArrayLike, psi: ArrayLike) -> Array:
     r"""Wrong-label rate among kept examples: :math:`\varepsilon = p\psi / ((1-p)\phi + p\psi)`.
 
@@ -130,14 +151,13 @@ def effective_noise(p: ArrayLike, phi: ArrayLike, psi: ArrayLike) -> Array:
         >>> float(effective_noise(0.5, 1.0, 0.25))
         0.2
     """
-    check_rates(p, phi, psi)
     p, phi, psi = _f(p), _f(phi), _f(psi)
     alpha = (1.0 - p) * phi + p * psi
     safe = jnp.where(alpha > 0, alpha, 1.0)
     return jnp.where(alpha > 0, p * psi / safe, jnp.nan)
 
 
-@in_float64
+@theory_function(snr=NONNEG)
 def bayes_accuracy(snr: ArrayLike) -> Array:
     r"""Bayes-optimal accuracy :math:`\Phi(\|\mu\|)` of the symmetric two-Gaussian mixture.
 
@@ -145,11 +165,10 @@ def bayes_accuracy(snr: ArrayLike) -> Array:
         >>> round(float(bayes_accuracy(1.0)), 6)
         0.841345
     """
-    check_range("snr", snr, 0.0)
     return norm.cdf(_f(snr))
 
 
-@in_float64
+@theory_function((KEEPS_SOMETHING,), snr=NONNEG, **RATES)
 def infinite_data_accuracy(snr: ArrayLike, p: ArrayLike, phi: ArrayLike, psi: ArrayLike) -> Array:
     r"""Accuracy of the linear (ridge / least-squares) learner with infinitely many kept samples.
 
@@ -166,8 +185,6 @@ def infinite_data_accuracy(snr: ArrayLike, p: ArrayLike, phi: ArrayLike, psi: Ar
         >>> round(float(infinite_data_accuracy(1.0, 0.7, 1.0, 0.2)), 6)  # p* = 5/6 > 0.7
         0.841345
     """
-    check_range("snr", snr, 0.0)
-    check_rates(p, phi, psi)
     snr, p, phi, psi = _f(snr), _f(p), _f(phi), _f(psi)
     margin = (1.0 - p) * phi - p * psi
     # p* is rarely representable: treat a margin within rounding error of 0 as exactly p*

@@ -63,9 +63,9 @@ from jax import Array
 from jax.scipy.special import log_ndtr, ndtr
 from jax.typing import ArrayLike
 
-from gmmcollapse._validate import check_range
+from gmmcollapse._validate import EXTENDED, Interval
 from gmmcollapse.theory.basic import f64 as _f
-from gmmcollapse.theory.basic import in_float64
+from gmmcollapse.theory.basic import theory_function
 
 __all__ = ["bivariate_normal_cdf"]
 
@@ -231,7 +231,7 @@ def _bvn(h: Array, k: Array, rho: Array) -> Array:
     return _bvn_value(*jnp.broadcast_arrays(h, k, rho))
 
 
-@in_float64
+@theory_function(h=EXTENDED, k=EXTENDED, rho=Interval(-1.0, 1.0))
 def bivariate_normal_cdf(h: ArrayLike, k: ArrayLike, rho: ArrayLike) -> Array:
     r"""Standard bivariate normal CDF :math:`\Phi_2(h, k; \rho) = P(X \le h, Y \le k)`.
 
@@ -255,7 +255,4 @@ def bivariate_normal_cdf(h: ArrayLike, k: ArrayLike, rho: ArrayLike) -> Array:
         >>> round(float(bivariate_normal_cdf(0.0, 0.0, 0.5)), 12)  # 1/4 + asin(1/2)/(2 pi)
         0.333333333333
     """
-    check_range("h", h, allow_inf=True)
-    check_range("k", k, allow_inf=True)
-    check_range("rho", rho, -1.0, 1.0)
     return _bvn(_f(h), _f(k), _f(rho))

@@ -60,9 +60,9 @@ from jax import Array
 from jax.scipy.stats import norm
 from jax.typing import ArrayLike
 
-from gmmcollapse._validate import check_range
+from gmmcollapse._validate import NONNEG, UNIT
 from gmmcollapse.theory.basic import f64 as _f
-from gmmcollapse.theory.basic import in_float64
+from gmmcollapse.theory.basic import theory_function
 
 __all__ = [
     "ClassLimit",
@@ -73,16 +73,10 @@ __all__ = [
 ]
 
 
-def _check_class_rates(p_pos, p_neg, phi_pos, phi_neg, psi_pos, psi_neg) -> None:
-    for name, value in (
-        ("p_pos", p_pos),
-        ("p_neg", p_neg),
-        ("phi_pos", phi_pos),
-        ("phi_neg", phi_neg),
-        ("psi_pos", psi_pos),
-        ("psi_neg", psi_neg),
-    ):
-        check_range(name, value, 0.0, 1.0)
+#: the six class-specific rates (indexed by the true class)
+CLASS_RATES = {f"{rate}_{cls}": UNIT for rate in ("p", "phi", "psi") for cls in ("pos", "neg")}
+#: the population learner's inputs: signal strength, the rates and the ridge strength
+CLASS_LIMIT = {"snr": NONNEG, **CLASS_RATES, "lam": NONNEG}
 
 
 def _masses(p_pos, p_neg, phi_pos, phi_neg, psi_pos, psi_neg):
@@ -124,7 +118,7 @@ def _margin(u_pos, u_neg, v_pos, v_neg, bias: bool) -> Array:
     return jnp.where(both, _safe_div(u_pos, v_pos) + _safe_div(u_neg, v_neg), 0.0)
 
 
-@in_float64
+@theory_function(**CLASS_LIMIT)
 def class_infinite_data_limit(
     snr: ArrayLike,
     p_pos: ArrayLike,
@@ -154,9 +148,6 @@ def class_infinite_data_limit(
     Returns:
         :class:`ClassLimit`, every field broadcast to the common shape.
     """
-    check_range("snr", snr, 0.0)
-    _check_class_rates(p_pos, p_neg, phi_pos, phi_neg, psi_pos, psi_neg)
-    check_range("lam", lam, 0.0)
     snr, p_pos, p_neg, phi_pos, phi_neg, psi_pos, psi_neg, lam = jnp.broadcast_arrays(
         *map(_f, (snr, p_pos, p_neg, phi_pos, phi_neg, psi_pos, psi_neg, lam))
     )
@@ -183,7 +174,7 @@ def class_infinite_data_limit(
     return ClassLimit(s, b, acc, gap, margin)
 
 
-@in_float64
+@theory_function(**CLASS_LIMIT)
 def class_infinite_data_accuracy(
     snr: ArrayLike,
     p_pos: ArrayLike,
@@ -218,7 +209,7 @@ def class_infinite_data_accuracy(
     ).accuracy
 
 
-@in_float64
+@theory_function(**CLASS_RATES)
 def class_breakdown_margin(
     p_pos: ArrayLike,
     p_neg: ArrayLike,
@@ -247,12 +238,11 @@ def class_breakdown_margin(
         >>> round(float(class_breakdown_margin(0.2, 0.2, 0.9, 0.9, 0.3, 0.3)), 6)  # 2 * 0.66/0.78
         1.692308
     """
-    _check_class_rates(p_pos, p_neg, phi_pos, phi_neg, psi_pos, psi_neg)
     rates = jnp.broadcast_arrays(*map(_f, (p_pos, p_neg, phi_pos, phi_neg, psi_pos, psi_neg)))
     return _margin(*_masses(*rates), bias)
 
 
-@in_float64
+@theory_function(atol=NONNEG, **CLASS_LIMIT)
 def class_is_optimal(
     snr: ArrayLike,
     p_pos: ArrayLike,

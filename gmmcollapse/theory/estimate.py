@@ -47,8 +47,8 @@ from jax import Array, lax
 from jax.scipy.special import betainc
 from jax.typing import ArrayLike
 
-from gmmcollapse._validate import check_int, check_range, is_concrete
-from gmmcollapse.theory.basic import in_float64
+from gmmcollapse._validate import COUNT, FLAG, NONNEG, OPEN_UNIT, Arg, Rule, is_concrete
+from gmmcollapse.theory.basic import theory_function
 
 __all__ = [
     "BreakdownEstimate",
@@ -91,7 +91,16 @@ class BreakdownEstimate(NamedTuple):
     n_wrong: Array
 
 
-@in_float64
+def _too_many(k, n, i):
+    return f"successes must be a whole number in [0, n], got {k.flat[i]:g} > n = {n.flat[i]:g}"
+
+
+#: k successes in n trials: whole numbers with k <= n
+TRIALS = {"successes": COUNT, "n": COUNT}
+AT_MOST_N = Rule(("successes", "n"), lambda k, n: k <= n, _too_many, "successes must be at most n")
+
+
+@theory_function((AT_MOST_N,), **TRIALS, z=NONNEG)
 def wilson_interval(successes: ArrayLike, n: ArrayLike, z: ArrayLike) -> tuple[Array, Array]:
     r"""Wilson score interval for a binomial proportion.
 
@@ -102,7 +111,8 @@ def wilson_interval(successes: ArrayLike, n: ArrayLike, z: ArrayLike) -> tuple[A
     with ``z`` the two-sided normal quantile (Wilson 1927; Brown, Cai & DasGupta, *Stat. Sci.*
     2001). The bounds are clipped to [0, 1], which only removes rounding error: exactly, the
     lower bound is 0 at ``k = 0`` and the upper bound is 1 at ``k = n``. NaN when ``n = 0``.
-    Unvalidated helper; broadcasts. Approximate: its coverage can fall well below the nominal
+    ``successes`` and ``n`` are whole numbers with ``0 <= successes <= n``, ``z >= 0``
+    (``ValueError`` otherwise; NaN for traced inputs out of range); broadcasts. Approximate: its coverage can fall well below the nominal
     level near rates 0 and 1, so :func:`estimate_breakdown_point` uses
     :func:`clopper_pearson_interval` instead.
     """
@@ -167,7 +177,7 @@ def _clopper_pearson(k: Array, n: Array, tail: Array) -> tuple[Array, Array]:
     return lo, hi
 
 
-@in_float64
+@theory_function((AT_MOST_N,), **TRIALS, confidence=OPEN_UNIT)
 def clopper_pearson_interval(
     successes: ArrayLike, n: ArrayLike, confidence: ArrayLike = 0.95
 ) -> tuple[Array, Array]:
@@ -199,25 +209,14 @@ def clopper_pearson_interval(
 
     Raises:
         ValueError: concrete arguments out of range (``n`` or ``successes`` negative or not
-            whole, ``successes > n``, ``confidence`` outside (0, 1)). Traced arguments are not
-            checked.
+            whole, ``successes > n``, ``confidence`` outside (0, 1)). Traced arguments out of
+            range give NaN bounds.
 
     Example:
         >>> lo, hi = clopper_pearson_interval(3, 10, 0.95)
         >>> round(float(lo), 6), round(float(hi), 6)
         (0.06674, 0.652453)
     """
-    check_int("n", n, 0)
-    check_int("successes", successes, 0)
-    check_range("confidence", confidence, 0.0, 1.0, lo_open=True, hi_open=True)
-    if is_concrete(successes) and is_concrete(n):
-        kk, nn = np.broadcast_arrays(np.asarray(successes, np.float64), np.asarray(n, np.float64))
-        if (kk > nn).any():
-            bad = int(np.flatnonzero((kk > nn).ravel())[0])
-            raise ValueError(
-                f"successes must be a whole number in [0, n], got {kk.flat[bad]:g} > "
-                f"n = {nn.flat[bad]:g}"
-            )
     k, n, c = jnp.broadcast_arrays(
         jnp.asarray(successes, jnp.float64),
         jnp.asarray(n, jnp.float64),
@@ -226,17 +225,7 @@ def clopper_pearson_interval(
     return _clopper_pearson(k, n, 0.5 * (1.0 - c))
 
 
-def _check_flags(name: str, x) -> None:
-    if not is_concrete(x):
-        return
-    arr = np.asarray(x)
-    if arr.dtype == bool or arr.size == 0:
-        return
-    if not np.isin(arr, (0, 1)).all():
-        raise ValueError(f"{name} must be boolean (or 0/1), got values other than 0 and 1")
-
-
-@in_float64
+@theory_function(correct=Arg(FLAG, core=None), kept=Arg(FLAG, core=None), confidence=OPEN_UNIT)
 def estimate_breakdown_point(
     correct: ArrayLike, kept: ArrayLike, confidence: ArrayLike = 0.95
 ) -> BreakdownEstimate:
@@ -270,8 +259,9 @@ def estimate_breakdown_point(
         ValueError: shapes differ (checked under ``jit`` too, since shapes are static); flags
             not boolean; ``confidence`` outside (0, 1); concrete inputs with no correct or no
             wrong example (then ``phi`` or ``psi`` cannot be estimated). Traced inputs are not
-            checked: there, no correct (or no wrong) example gives NaN in every field but the
-            counts.
+            raised on: a flag other than 0/1 (NaN included) or a confidence outside (0, 1)
+            gives NaN in every field but the integer counts, and so does a sample with no
+            correct (or no wrong) example, whose rates are undefined.
 
     Example:
         >>> import numpy as np
@@ -286,9 +276,6 @@ def estimate_breakdown_point(
             f"correct and kept must have the same shape, got {jnp.shape(correct)} "
             f"and {jnp.shape(kept)}"
         )
-    _check_flags("correct", correct)
-    _check_flags("kept", kept)
-    check_range("confidence", confidence, 0.0, 1.0, lo_open=True, hi_open=True)
     if is_concrete(correct):
         n_c = int(np.count_nonzero(np.asarray(correct)))
         n_total = int(np.size(correct))

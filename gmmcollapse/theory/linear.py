@@ -43,9 +43,9 @@ from jax import Array
 from jax.scipy.special import ndtr
 from jax.typing import ArrayLike
 
-from gmmcollapse._validate import check_range
+from gmmcollapse._validate import EXTENDED, NONNEG, REAL, UNIT
 from gmmcollapse.theory.basic import f64 as _f
-from gmmcollapse.theory.basic import in_float64
+from gmmcollapse.theory.basic import in_float64, theory_function
 from gmmcollapse.theory.bvn import _bvn
 
 __all__ = [
@@ -96,11 +96,10 @@ class KeepRates(NamedTuple):
         return jnp.where(total > 0, self.phi / safe, jnp.nan)
 
 
-def _check_common(snr, theta_ver, tau, lam=None):
-    check_range("snr", snr, 0.0)
-    check_range("theta_ver", theta_ver)
-    check_range("tau", tau, allow_inf=True)
-    check_range("lam", lam, 0.0)
+#: the signal strength and the linear verifier (angle, margin) of every function here
+VERIFIER = {"snr": NONNEG, "theta_ver": REAL, "tau": EXTENDED}
+#: the learner's ridge strength (0: least squares) and the noisy oracle on top of the margin
+LEARNER = {"lam": NONNEG, "phi": UNIT, "psi": UNIT}
 
 
 def _safe_ratio(num: Array, den: Array) -> Array:
@@ -108,7 +107,7 @@ def _safe_ratio(num: Array, den: Array) -> Array:
     return jnp.where(den > 0, num / safe, jnp.nan)
 
 
-@in_float64
+@theory_function(theta_gen=REAL, **VERIFIER)
 def linear_keep_rates(
     snr: ArrayLike, theta_gen: ArrayLike, theta_ver: ArrayLike, tau: ArrayLike
 ) -> KeepRates:
@@ -154,8 +153,6 @@ def linear_keep_rates(
         >>> round(float(r.p), 6), float(r.phi), float(r.psi)
         (0.158655, 1.0, 1.0)
     """
-    check_range("theta_gen", theta_gen)
-    _check_common(snr, theta_ver, tau)
     return _linear_keep_rates(_f(snr), _f(theta_gen), _f(theta_ver), _f(tau))
 
 
@@ -181,7 +178,7 @@ def _linear_keep_rates(m, tg, tv, tau) -> KeepRates:
     return KeepRates(p, _safe_ratio(kept_right, right), _safe_ratio(kept_wrong, p))
 
 
-@in_float64
+@theory_function(p=UNIT, **VERIFIER)
 def flip_linear_keep_rates(
     snr: ArrayLike, p: ArrayLike, theta_ver: ArrayLike, tau: ArrayLike
 ) -> KeepRates:
@@ -207,8 +204,6 @@ def flip_linear_keep_rates(
         >>> round(float(r.phi), 6), round(float(r.psi), 6)
         (0.841345, 0.158655)
     """
-    check_range("p", p, 0.0, 1.0)
-    _check_common(snr, theta_ver, tau)
     return _flip_keep_rates(_f(snr), _f(p), _f(theta_ver), _f(tau))
 
 
@@ -402,7 +397,7 @@ def _flip_pieces(m, p, tv, tau, phi=1.0, psi=1.0):
     return _stack(one, -one), _stack((1.0 - p) * phi, p * psi), wedges
 
 
-@in_float64
+@theory_function(theta_gen=REAL, **VERIFIER, **LEARNER)
 def linear_infinite_data_accuracy(
     snr: ArrayLike,
     theta_gen: ArrayLike,
@@ -453,10 +448,6 @@ def linear_infinite_data_accuracy(
         >>> round(float(linear_infinite_data_accuracy(1.0, 0.0, 0.7, -jnp.inf)), 6)
         0.841345
     """
-    check_range("theta_gen", theta_gen)
-    _check_common(snr, theta_ver, tau, lam)
-    check_range("phi", phi, 0.0, 1.0)
-    check_range("psi", psi, 0.0, 1.0)
     return _linear_accuracy(
         _f(snr), _f(theta_gen), _f(theta_ver), _f(tau), _f(lam), _f(phi), _f(psi)
     )
@@ -468,7 +459,7 @@ def _linear_accuracy(m, tg, tv, tau, lam, phi, psi) -> Array:
     return _ridge_accuracy(m, lam, _kept_moments(m, _linear_pieces(m, tg, tv, tau, phi, psi)))
 
 
-@in_float64
+@theory_function(p=UNIT, **VERIFIER, **LEARNER)
 def flip_linear_infinite_data_accuracy(
     snr: ArrayLike,
     p: ArrayLike,
@@ -510,10 +501,6 @@ def flip_linear_infinite_data_accuracy(
         >>> round(float(flip_linear_infinite_data_accuracy(1.0, 0.3, 0.0, -jnp.inf)), 6)
         0.841345
     """
-    check_range("p", p, 0.0, 1.0)
-    _check_common(snr, theta_ver, tau, lam)
-    check_range("phi", phi, 0.0, 1.0)
-    check_range("psi", psi, 0.0, 1.0)
     return _flip_accuracy(_f(snr), _f(p), _f(theta_ver), _f(tau), _f(lam), _f(phi), _f(psi))
 
 

@@ -45,12 +45,22 @@ from jax import Array, lax
 from jax.scipy.special import ndtr
 from jax.typing import ArrayLike
 
-from gmmcollapse._validate import check_choice, check_int, check_range, is_concrete
-from gmmcollapse.theory.basic import check_rates, in_float64
+from gmmcollapse._validate import (
+    KEEPS_SOMETHING,
+    POSITIVE,
+    POSITIVE_OR_INF,
+    Arg,
+    Interval,
+    check_choice,
+    is_concrete,
+)
 from gmmcollapse.theory.basic import f64 as _f
+from gmmcollapse.theory.basic import theory_function
 from gmmcollapse.theory.linear import _flip_pieces, _kept_moments
 from gmmcollapse.theory.ridge import ridge_limit
 from gmmcollapse.theory.selection import (
+    FLIP_OR_LINEAR,
+    SELECTION,
     Moments,
     _embed3,
     _moments_2d,
@@ -93,10 +103,6 @@ def _check_args(generator, data, p, theta_gen, n_real, lam_gen):
         )
     if generator == "ridge" and n_real is None:
         raise ValueError("generator='ridge' needs n_real (> 0 real samples to train on)")
-    check_range("p", p, 0.0, 1.0)
-    check_range("theta_gen", theta_gen)
-    check_range("n_real", n_real, 0.0, lo_open=True, allow_inf=True)
-    check_range("lam_gen", lam_gen, 0.0, lo_open=True)
 
 
 def _initial(generator, m, d, p, tg, n_real, lam_gen, ver):
@@ -118,34 +124,6 @@ def _initial(generator, m, d, p, tg, n_real, lam_gen, ver):
 def _round_solve(mo: Moments, m, eta, lam):
     zero = jnp.zeros_like(eta)
     return finite_solve(mo, m, jnp.ones_like(eta), zero, eta, lam)
-
-
-def _valid(n, d, m, lam, ver):
-    tv, tau, phi, psi = ver
-    return (
-        (n > 0)
-        & (d > 0)
-        & jnp.isfinite(d)
-        & (m >= 0)
-        & jnp.isfinite(m)
-        & (lam > 0)
-        & jnp.isfinite(lam)
-        & jnp.isfinite(tv)
-        & ~jnp.isnan(tau)
-        & (phi >= 0)
-        & (phi <= 1)
-        & (psi >= 0)
-        & (psi <= 1)
-        & ((phi > 0) | (psi > 0))
-    )
-
-
-def _gen_valid(generator, p, tg, n_real, lam_gen):
-    if generator == "flip":
-        return (p >= 0) & (p <= 1)
-    if generator == "linear":
-        return jnp.isfinite(tg)
-    return (n_real > 0) & (lam_gen > 0) & jnp.isfinite(lam_gen)
 
 
 def _broadcast(*xs):
@@ -182,7 +160,14 @@ def _per_round(rounds, generator, data, n, d, m, p, tg, n_real, lam_gen, lam, ve
     return jnp.concatenate([first.accuracy[..., None], jnp.moveaxis(accs, 0, -1)], -1)
 
 
-@in_float64
+#: every retraining parameter but the round count and the loop controls
+#: (the selection limit's, with round 0's generators: the ridge generator's real samples
+#: are > 0, possibly infinite)
+RETRAINING = {**SELECTION, **FLIP_OR_LINEAR, "n_real": POSITIVE_OR_INF, "lam_gen": POSITIVE}
+_ROUNDS = Arg(Interval(1.0, whole=True), static=True)
+
+
+@theory_function((KEEPS_SOMETHING,), rounds=_ROUNDS, **RETRAINING)
 def retraining_accuracy(
     rounds: int,
     n: ArrayLike,
@@ -231,15 +216,7 @@ def retraining_accuracy(
         >>> [round(float(a), 4) for a in acc]
         [0.7819, 0.8037, 0.81]
     """
-    check_int("rounds", rounds, 1)
     _check_args(generator, data, p, theta_gen, n_real, lam_gen)
-    check_range("n", n, 0.0, lo_open=True, allow_inf=True)
-    check_range("d", d, 0.0, lo_open=True)
-    check_range("snr", snr, 0.0)
-    check_range("theta_ver", theta_ver)
-    check_range("tau", tau, allow_inf=True)
-    check_range("lam", lam, 0.0, lo_open=True)
-    check_rates(phi=phi, psi=psi)
     if data == "accumulate" and is_concrete(n) and not bool(jnp.all(jnp.isinf(_f(n)))):
         raise ValueError(
             "data='accumulate' has an exact theory only for n = inf (infinitely many samples "
@@ -262,16 +239,20 @@ def _retraining_impl(
     )
     ver = (tv, tau, phi, psi)
     accs = _per_round(rounds, generator, data, n, d, m, p, tg, n_real, lam_gen, lam, ver)
-    valid = _valid(n, d, m, lam, ver) & _gen_valid(generator, p, tg, n_real, lam_gen)
-    if data == "accumulate":
-        valid = valid & jnp.isinf(n)
-    return jnp.where(valid[..., None], accs, jnp.nan)
+    if data == "accumulate":  # exact for n = inf only (a traced finite n gives NaN)
+        accs = jnp.where(jnp.isinf(n)[..., None], accs, jnp.nan)
+    return accs
 
 
 _retraining = jax.jit(_retraining_impl, static_argnums=(0, 1, 2))
 
 
-@in_float64
+@theory_function(
+    (KEEPS_SOMETHING,),
+    tol=Arg(POSITIVE, static=True),
+    max_rounds=_ROUNDS,
+    **RETRAINING,
+)
 def retraining_limit(
     n: ArrayLike,
     d: ArrayLike,
@@ -307,15 +288,6 @@ def retraining_limit(
         (0.8132, True)
     """
     _check_args(generator, "replace", p, theta_gen, n_real, lam_gen)
-    check_range("n", n, 0.0, lo_open=True, allow_inf=True)
-    check_range("d", d, 0.0, lo_open=True)
-    check_range("snr", snr, 0.0)
-    check_range("theta_ver", theta_ver)
-    check_range("tau", tau, allow_inf=True)
-    check_range("lam", lam, 0.0, lo_open=True)
-    check_rates(phi=phi, psi=psi)
-    check_range("tol", tol, 0.0, lo_open=True)
-    check_int("max_rounds", max_rounds, 1)
     p = 0.0 if p is None else p
     theta_gen = 0.0 if theta_gen is None else theta_gen
     n_real = 1.0 if n_real is None else n_real
@@ -365,9 +337,7 @@ def _limit_impl(
         return jnp.linalg.solve(jac, rhs[..., None])[..., 0]
 
     g = lax.custom_root(lambda x: step(x) - x, lax.stop_gradient(g), lambda _, x: x, tangent_solve)
-    valid = _valid(n, d, m, lam, ver) & _gen_valid(generator, p, tg, n_real, lam_gen)
-    acc = jnp.where(valid, ndtr(m * g[..., 0]), jnp.nan)
-    return RetrainingLimit(acc, g, done & valid, jnp.full(shape, it))
+    return RetrainingLimit(ndtr(m * g[..., 0]), g, done, jnp.full(shape, it))
 
 
 _limit = jax.jit(_limit_impl, static_argnums=(0, 1, 2))

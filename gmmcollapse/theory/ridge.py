@@ -47,8 +47,19 @@ from jax import Array, lax
 from jax.scipy.stats import norm
 from jax.typing import ArrayLike
 
-from gmmcollapse._validate import check_range, is_concrete
-from gmmcollapse.theory.basic import check_rates, in_float64
+from gmmcollapse._validate import (
+    KEEPS_SOMETHING,
+    NONNEG,
+    NONNEG_OR_INF,
+    POSITIVE,
+    POSITIVE_OR_INF,
+    REAL,
+    UNIT,
+    Arg,
+    Rule,
+    is_concrete,
+)
+from gmmcollapse.theory.basic import RATES, theory_function
 from gmmcollapse.theory.basic import f64 as _f
 
 __all__ = [
@@ -114,7 +125,7 @@ def _newton_bisect(eta, lam, pi, sigma2, tol=1e-14, max_iter=200):
     return x
 
 
-@in_float64
+@theory_function(eta=NONNEG, lam=POSITIVE, pi=Arg(NONNEG, core=1), sigma2=Arg(POSITIVE, core=1))
 def solve_delta(
     eta: ArrayLike, lam: ArrayLike, pi: ArrayLike, sigma2: ArrayLike
 ) -> tuple[Array, Array]:
@@ -194,13 +205,19 @@ def _limit_from_groups(eta, lam, pi, s, m_e, m_f, sigma2, delta, converged) -> R
     return RidgeLimit(w_e, norm2, delta, converged, ratio)
 
 
-def _check_common(d, snr, lam):
-    check_range("d", d, 0.0, lo_open=True)
-    check_range("snr", snr, 0.0)
-    check_range("lam", lam, 0.0, lo_open=True)
+#: the dimension, signal strength and ridge strength of every ridge limit
+RIDGE = {"d": POSITIVE, "snr": NONNEG, "lam": POSITIVE}
+#: real and synthesized sample counts, and the synthetic feature law's shift and noise scale
+MIXED = {"n_real": NONNEG, "n_syn": NONNEG_OR_INF, **RIDGE, **RATES}
+SHIFTED = {**MIXED, "beta": REAL, "gamma": REAL, "sigma": POSITIVE}
+SOME_SAMPLES = Rule(
+    ("n_real", "n_syn"),
+    lambda n_real, n_syn: n_real + n_syn > 0,
+    "n_real + n_syn must be > 0 (no training samples)",
+)
 
 
-@in_float64
+@theory_function((KEEPS_SOMETHING, SOME_SAMPLES), **SHIFTED)
 def ridge_limit(
     n_real: ArrayLike,
     n_syn: ArrayLike,
@@ -221,19 +238,6 @@ def ridge_limit(
     noise ``sigma``). When ``sigma`` is concretely 1 the fixed point is a quadratic solved in
     closed form; otherwise (or when ``sigma`` is traced) the Newton solver runs.
     """
-    check_range("n_real", n_real, 0.0)
-    check_range("n_syn", n_syn, 0.0, allow_inf=True)
-    _check_common(d, snr, lam)
-    check_rates(p, phi, psi)
-    check_range("beta", beta)
-    check_range("gamma", gamma)
-    check_range("sigma", sigma, 0.0, lo_open=True)
-    if (
-        is_concrete(n_real)
-        and is_concrete(n_syn)
-        and np.any(np.asarray(n_real, float) + np.asarray(n_syn, float) <= 0)
-    ):
-        raise ValueError("n_real + n_syn must be > 0 (no training samples)")
     one_level = is_concrete(sigma) and bool(np.all(np.asarray(sigma, float) == 1.0))
     args = map(_f, (n_real, n_syn, d, snr, p, phi, psi, lam, beta, gamma, sigma))
     return _ridge_limit(one_level, *args)
@@ -278,7 +282,7 @@ def _ridge_limit(one_level, n_real, n_syn, d, snr, p, phi, psi, lam, beta, gamma
     return limit._replace(w_mu=limit.w_mu * snr, accuracy=norm.cdf(limit.accuracy * snr))
 
 
-@in_float64
+@theory_function((KEEPS_SOMETHING, SOME_SAMPLES), **SHIFTED)
 def shifted_mixed_ridge_accuracy(
     n_real: ArrayLike,
     n_syn: ArrayLike,
@@ -307,7 +311,7 @@ def shifted_mixed_ridge_accuracy(
     return ridge_limit(n_real, n_syn, d, snr, p, phi, psi, lam, beta, gamma, sigma).accuracy
 
 
-@in_float64
+@theory_function((KEEPS_SOMETHING, SOME_SAMPLES), **MIXED)
 def mixed_ridge_accuracy(
     n_real: ArrayLike,
     n_syn: ArrayLike,
@@ -351,7 +355,7 @@ def mixed_ridge_accuracy(
     return ridge_limit(n_real, n_syn, d, snr, p, phi, psi, lam).accuracy
 
 
-@in_float64
+@theory_function((KEEPS_SOMETHING,), n=POSITIVE_OR_INF, **RIDGE, **RATES)
 def ridge_accuracy(
     n: ArrayLike,
     d: ArrayLike,
@@ -376,11 +380,10 @@ def ridge_accuracy(
         >>> round(float(ridge_accuracy(1600, 400, 2.0, 0.3, 0.5, 0.5, 0.5)), 4)
         0.7793
     """
-    check_range("n", n, 0.0, lo_open=True, allow_inf=True)
     return ridge_limit(0.0, n, d, snr, p, phi, psi, lam).accuracy
 
 
-@in_float64
+@theory_function(n=POSITIVE, eps=UNIT, **RIDGE)
 def clean_ridge_accuracy(
     n: ArrayLike, d: ArrayLike, snr: ArrayLike, eps: ArrayLike, lam: ArrayLike
 ) -> Array:
@@ -396,9 +399,6 @@ def clean_ridge_accuracy(
         E[g2] = (kappa m)^2 / (h D) [(m^2 + 1)/D - 2 (1 - h)] + (1 - h)/h
         acc   = Phi(E[g] / sqrt(E[g2] - E[g]^2))
     """
-    check_range("n", n, 0.0, lo_open=True)
-    _check_common(d, snr, lam)
-    check_range("eps", eps, 0.0, 1.0)
     n, d, m, eps, lam = map(_f, (n, d, snr, eps, lam))
     eta = d / n
     delta = _closed_form_delta(eta, lam, 1.0)

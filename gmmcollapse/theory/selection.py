@@ -53,9 +53,17 @@ from jax import Array, lax
 from jax.scipy.special import ndtr
 from jax.typing import ArrayLike
 
-from gmmcollapse._validate import check_range
-from gmmcollapse.theory.basic import check_rates, in_float64
+from gmmcollapse._validate import (
+    EXTENDED,
+    KEEPS_SOMETHING,
+    NONNEG,
+    POSITIVE,
+    POSITIVE_OR_INF,
+    REAL,
+    UNIT,
+)
 from gmmcollapse.theory.basic import f64 as _f
+from gmmcollapse.theory.basic import theory_function
 from gmmcollapse.theory.linear import (
     _FAR,
     _S_FLOOR,
@@ -308,49 +316,24 @@ def _fractions(n, n_real, d):
     return frac_syn, ratio * frac_syn, (d / n) * frac_syn
 
 
-# ------------------------------------------------------------------ validation
+# ------------------------------------------------------------------ domains
 
-
-def _check(n, d, snr, theta_ver, tau, lam, phi, psi, n_real):
-    check_range("n", n, 0.0, lo_open=True, allow_inf=True)
-    check_range("d", d, 0.0, lo_open=True)
-    check_range("snr", snr, 0.0)
-    check_range("theta_ver", theta_ver)
-    check_range("tau", tau, allow_inf=True)
-    check_range("lam", lam, 0.0, lo_open=True)
-    check_rates(phi=phi, psi=psi)
-    check_range("n_real", n_real, 0.0)
-
-
-def _valid(n, d, snr, theta_ver, tau, lam, phi, psi, n_real) -> Array:
-    """Traced-input domain mask: out-of-domain points become NaN (as ``jax.scipy`` does)."""
-    return (
-        (n > 0)
-        & (d > 0)
-        & jnp.isfinite(d)
-        & (snr >= 0)
-        & jnp.isfinite(snr)
-        & jnp.isfinite(theta_ver)
-        & ~jnp.isnan(tau)
-        & (lam > 0)
-        & jnp.isfinite(lam)
-        & (phi >= 0)
-        & (phi <= 1)
-        & (psi >= 0)
-        & (psi <= 1)
-        & ((phi > 0) | (psi > 0))
-        & (n_real >= 0)
-        & jnp.isfinite(n_real)
-    )
-
-
-def _nan_outside(valid: Array, lim: SelectionLimit) -> SelectionLimit:
-    return SelectionLimit(
-        jnp.where(valid, lim.accuracy, jnp.nan),
-        jnp.where(valid[..., None], lim.direction, jnp.nan),
-        jnp.where(valid, lim.delta, jnp.nan),
-        jnp.where(valid, lim.kept, jnp.nan),
-    )
+#: the parameters every selection limit shares (the flip rate or the generator angle apart)
+SELECTION = {
+    "n": POSITIVE_OR_INF,
+    "d": POSITIVE,
+    "snr": NONNEG,
+    "theta_ver": REAL,
+    "tau": EXTENDED,
+    "lam": POSITIVE,
+    "phi": UNIT,
+    "psi": UNIT,
+    "n_real": NONNEG,
+}
+#: the generators' own parameter: the flip rate or the linear generator's angle
+FLIP_OR_LINEAR = {"p": UNIT, "theta_gen": REAL}
+_FLIP = theory_function((KEEPS_SOMETHING,), p=UNIT, **SELECTION)
+_LINEAR = theory_function((KEEPS_SOMETHING,), theta_gen=REAL, **SELECTION)
 
 
 # ------------------------------------------------------------------ public functions
@@ -362,9 +345,7 @@ def _flip_limit(n, d, m, p, tv, tau, lam, phi, psi, n_real) -> SelectionLimit:
         n, d, m, p, tv, tau, lam, phi, psi, n_real
     )
     syn = _halfplane_moments(m, p, tv, tau, phi, psi)
-    lim = finite_solve(syn, m, *_fractions(n, n_real, d), lam)
-    valid = _valid(n, d, m, tv, tau, lam, phi, psi, n_real) & (p >= 0) & (p <= 1)
-    return _nan_outside(valid, lim)
+    return finite_solve(syn, m, *_fractions(n, n_real, d), lam)
 
 
 @jax.jit
@@ -373,12 +354,10 @@ def _linear_limit(n, d, m, tg, tv, tau, lam, phi, psi, n_real) -> SelectionLimit
         n, d, m, tg, tv, tau, lam, phi, psi, n_real
     )
     syn = _moments_2d(_kept_moments(m, _linear_pieces(m, tg, tv, tau, phi, psi)))
-    lim = finite_solve(syn, m, *_fractions(n, n_real, d), lam)
-    valid = _valid(n, d, m, tv, tau, lam, phi, psi, n_real) & jnp.isfinite(tg)
-    return _nan_outside(valid, lim)
+    return finite_solve(syn, m, *_fractions(n, n_real, d), lam)
 
 
-@in_float64
+@_FLIP
 def flip_linear_ridge_limit(
     n: ArrayLike,
     d: ArrayLike,
@@ -392,12 +371,10 @@ def flip_linear_ridge_limit(
     n_real: ArrayLike = 0.0,
 ) -> SelectionLimit:
     """The full limit behind :func:`flip_linear_ridge_accuracy` (same arguments)."""
-    check_range("p", p, 0.0, 1.0)
-    _check(n, d, snr, theta_ver, tau, lam, phi, psi, n_real)
     return _flip_limit(*map(_f, (n, d, snr, p, theta_ver, tau, lam, phi, psi, n_real)))
 
 
-@in_float64
+@_FLIP
 def flip_linear_ridge_accuracy(
     n: ArrayLike,
     d: ArrayLike,
@@ -441,7 +418,7 @@ def flip_linear_ridge_accuracy(
     return flip_linear_ridge_limit(n, d, snr, p, theta_ver, tau, lam, phi, psi, n_real).accuracy
 
 
-@in_float64
+@_LINEAR
 def linear_ridge_limit(
     n: ArrayLike,
     d: ArrayLike,
@@ -455,12 +432,10 @@ def linear_ridge_limit(
     n_real: ArrayLike = 0.0,
 ) -> SelectionLimit:
     """The full limit behind :func:`linear_ridge_accuracy` (same arguments)."""
-    check_range("theta_gen", theta_gen)
-    _check(n, d, snr, theta_ver, tau, lam, phi, psi, n_real)
     return _linear_limit(*map(_f, (n, d, snr, theta_gen, theta_ver, tau, lam, phi, psi, n_real)))
 
 
-@in_float64
+@_LINEAR
 def linear_ridge_accuracy(
     n: ArrayLike,
     d: ArrayLike,
@@ -530,7 +505,7 @@ def _breakdown(n, d, m, tv, tau, lam, phi, psi, n_real):
     return jnp.where(jnp.isnan(acc(jnp.zeros_like(n))), jnp.nan, root)
 
 
-@in_float64
+@theory_function((KEEPS_SOMETHING,), **SELECTION)
 def finite_breakdown_point(
     n: ArrayLike,
     d: ArrayLike,
@@ -562,5 +537,4 @@ def finite_breakdown_point(
         ...                                    1.0, 0.5)), 6)
         0.666667
     """
-    _check(n, d, snr, theta_ver, tau, lam, phi, psi, n_real)
     return _breakdown(*map(_f, (n, d, snr, theta_ver, tau, lam, phi, psi, n_real)))
