@@ -1,13 +1,16 @@
 """Helpers shared by the model experiments (eigen, summarize, sort): presets with overrides and
 old flat field names, the persisted config, the run directory and its cached stages (candidate
 pools, trained models), the per-model training recipe, per-model held-out scores and their
-paired comparison, the results rows of the strategies, and JSON without NaN."""
+paired comparison, the results rows of the strategies, the time spent in each stage summed
+over the invocations of a resumed run (:class:`StageTimes`), and JSON without NaN."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -26,6 +29,8 @@ from gmmcollapse.models import (
 )
 
 __all__ = [
+    "OPERATIONAL",
+    "StageTimes",
     "cached_json",
     "cached_pools",
     "claim_run",
@@ -47,6 +52,12 @@ __all__ = [
     "train_model",
     "write_json",
 ]
+
+
+#: embedded config fields that change how a run proceeds but none of its results (how often
+#: training checkpoints by time): left out of the config a run directory is claimed for and of
+#: ``results.json``, so a run resumes under another value and its results compare equal
+OPERATIONAL: tuple[str, ...] = ("train.ckpt_seconds",)
 
 
 def resolve_aliases(overrides: Mapping[str, Any], aliases: Mapping[str, str]) -> dict:
@@ -121,6 +132,8 @@ def flat_json(cfg, aliases: Mapping[str, str], drop: tuple[str, ...] = ()) -> di
         ref = getattr(reference, f.name)
         for g in dataclasses.fields(value):
             name = f"{f.name}.{g.name}"
+            if name in OPERATIONAL:
+                continue
             if name not in dotted and getattr(value, g.name) != getattr(ref, g.name):
                 out[name] = getattr(value, g.name)
     return store.jsonable(out)
@@ -148,13 +161,83 @@ def recipe(train_cfg: TrainConfig, *, steps: int, seed: int, ckpt_floor: int) ->
 
 def train_model(
     model_cfg: TransformerConfig, train_cfg: TrainConfig, data: tuple, out: str, tag: str,
-    progress: bool,
+    progress: bool, on_checkpoint: Callable[[int], Any] | None = None, init: Any = None,
 ) -> Transformer:  # fmt: skip
     """A fresh transformer trained on ``data`` = ``(src, tgt)``, checkpointed (and resumed)
-    under ``out/ckpt/<tag>``."""
+    under ``out/ckpt/<tag>``; ``on_checkpoint(step)`` after each checkpoint (e.g.
+    :meth:`StageTimes.commit`). ``init``: start from these parameters (a pretrained model)
+    instead of a fresh model (:func:`gmmcollapse.models.train`)."""
     res = train(model_cfg, train_cfg, *data, ckpt_dir=os.path.join(out, "ckpt", safe_tag(tag)),
-                progress=progress, desc=f"train {tag}")  # fmt: skip
+                progress=progress, desc=f"train {tag}",
+                on_checkpoint=on_checkpoint, init=init)  # fmt: skip
     return res.model
+
+
+class StageTimes:
+    """Seconds spent in each stage of a run, summed over the invocations of a resumed run,
+    kept in ``path`` (``timing.json`` of the run directory).
+
+    ``with times.stage("retrain"): ...`` times a stage. Time is added to the file whenever the
+    work done is kept: when the stage ends and at each :meth:`commit` (a training checkpoint, a
+    finished model), so work lost to an interruption (and done again later) is not counted
+    twice. A stage finished by an earlier invocation keeps its time: one that only reads its
+    stored results back adds nothing. :meth:`as_dict` gives ``{stage: seconds}`` of the
+    finished stages (``results.json``'s ``"timing"``).
+
+    >>> import tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "timing.json")
+    >>> with StageTimes(path).stage("train"):
+    ...     pass
+    >>> times = StageTimes(path)  # a later invocation
+    >>> with times.stage("train"):  # finished before: its time stays
+    ...     pass
+    >>> list(times.as_dict())
+    ['train']
+    """
+
+    def __init__(self, path: str):
+        self.path = path
+        try:
+            data = store.read_json(path)
+            done, partial = dict(data["done"]), dict(data["partial"])
+        except (OSError, ValueError, KeyError, TypeError):  # none yet, or unreadable
+            done, partial = {}, {}
+        self.done: dict[str, float] = {k: float(v) for k, v in done.items()}
+        self.partial: dict[str, float] = {k: float(v) for k, v in partial.items()}
+        self._stage: str | None = None
+        self._since = 0.0
+
+    @contextlib.contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        """Time the body as stage ``name`` (unless an earlier invocation finished it)."""
+        if name in self.done or self._stage is not None:  # finished before, or nested
+            yield
+            return
+        self._stage, self._since = name, time.perf_counter()
+        try:
+            yield
+            self.commit()
+            self.done[name] = self.partial.pop(name, 0.0)
+            self._save()
+        finally:
+            self._stage = None
+
+    def commit(self, *_: Any) -> None:
+        """Add the time since the last commit to the stage in progress (the work done so far
+        is kept). Takes and ignores arguments, to serve as a callback."""
+        if self._stage is None:
+            return
+        now = time.perf_counter()
+        self.partial[self._stage] = self.partial.get(self._stage, 0.0) + now - self._since
+        self._since = now
+        self._save()
+
+    def _save(self) -> None:
+        store.write_json(self.path, {"done": self.done, "partial": self.partial})
+
+    def as_dict(self) -> dict[str, float]:
+        """``{stage: seconds}`` of the finished stages, in the order they first finished."""
+        return dict(self.done)
 
 
 def saved_model(

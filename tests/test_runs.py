@@ -117,3 +117,54 @@ def test_strategy_row_and_self_scores(tmp_path):
     assert "rounds" not in _runs.strategy_row(out, "s", per_round, ("acc",), None)
     g = _pool(2, 2, 3)
     np.testing.assert_array_equal(_runs.self_scores(g), g.logprob / np.maximum(g.length, 1))
+
+
+def test_ckpt_seconds_is_left_out_of_run_configs():
+    """Issue 12: how often training checkpoints by time changes no result, so a run directory
+    resumes under another value and the results of both compare equal."""
+    cfg = _runs.preset(SCALES, "base", {"train.ckpt_seconds": 0.5, "train.lr": 0.01}, "toy")
+    flat = _runs.flat_json(cfg, ALIASES)
+    assert "train.ckpt_seconds" not in flat and flat["train.lr"] == 0.01
+    assert flat == _runs.flat_json(_runs.preset(SCALES, "base", {"train.lr": 0.01}, "toy"), ALIASES)
+    from gmmcollapse import sorting
+
+    a = sorting.make_config("smoke", **{"train.ckpt_seconds": 0.5}).to_json()
+    assert "ckpt_seconds" not in a["train"] and a == sorting.make_config("smoke").to_json()
+
+
+class _Clock:
+    def __init__(self):
+        self.t = 100.0
+
+    def __call__(self):
+        return self.t
+
+
+def test_stage_times_add_up_over_invocations(tmp_path, monkeypatch):
+    """Issue 12: a stage's time is summed over the invocations of a resumed run: the work kept
+    (committed) before an interruption counts, a stage finished earlier keeps its time, one
+    that only reads its results back adds nothing."""
+    clock = _Clock()
+    monkeypatch.setattr(_runs.time, "perf_counter", clock)
+    path = str(tmp_path / "timing.json")
+    t = _runs.StageTimes(path)
+    with t.stage("generator"):
+        clock.t += 5.0
+    with pytest.raises(KeyboardInterrupt), t.stage("retrain"):  # interrupted mid-stage
+        clock.t += 3.0
+        t.commit(40)  # e.g. a training checkpoint: kept
+        clock.t += 2.0  # lost with the interruption: done again next time
+        raise KeyboardInterrupt
+    assert t.as_dict() == {"generator": 5.0}
+
+    t = _runs.StageTimes(path)  # the next invocation
+    with t.stage("generator"):  # read back: its time stays
+        clock.t += 0.25
+    with t.stage("retrain"):
+        clock.t += 4.0
+    assert t.as_dict() == {"generator": 5.0, "retrain": 7.0}
+    assert _runs.StageTimes(path).as_dict() == {"generator": 5.0, "retrain": 7.0}
+    t.commit()  # outside a stage: nothing to add
+    assert store.read_json(path) == {"done": {"generator": 5.0, "retrain": 7.0}, "partial": {}}
+    (tmp_path / "timing.json").write_text("{trunc")  # unreadable: start over, no crash
+    assert _runs.StageTimes(path).as_dict() == {}

@@ -75,14 +75,52 @@ def test_compressed_and_explicit_filetype_and_json_array(tmp_path):
     assert load_pairs(tmp_path / "d.jsonl.bz2") == EXPECTED
     assert load_pairs(tmp_path / "d.txt", filetype="jsonl") == EXPECTED
     assert load_pairs(tmp_path / "d.json") == EXPECTED
+    assert load_pairs(tmp_path / "d.txt") == EXPECTED  # JSON lines, told from the content
+    (tmp_path / "notes.txt").write_text("just some prose, with a comma\nand more\n")
     with pytest.raises(ValueError, match="cannot tell the file type"):
-        load_pairs(tmp_path / "d.txt")
+        load_pairs(tmp_path / "notes.txt")
     with pytest.raises(ValueError, match="filetype must be one of"):
         load_pairs(tmp_path / "d.txt", filetype="xml")
     with pytest.raises(ValueError, match="format must be one of"):
         load_pairs(tmp_path / "d.jsonl.gz", format="cnn")
     with pytest.raises(FileNotFoundError):
         load_pairs(tmp_path / "missing.jsonl")
+
+
+def test_file_type_from_the_content_when_the_extension_says_nothing(tmp_path):
+    """Issue 12: JSON lines (and the other types) are recognised from the content, and a file
+    of no recognisable type gets an error that names what exists: the extensions, the Python
+    argument, and that the command line's --format is about fields."""
+    from gmmcollapse.summarize import loaders as L
+
+    lines = "".join(json.dumps(r) + "\n" for r in _rows("xsum"))
+    cases = {
+        "lines.txt": lines.encode(),
+        "no_extension": lines.encode(),
+        "bom.data": b"\xef\xbb\xbf\n  " + lines.encode(),  # BOM and blank lines first
+        "array.txt": json.dumps(_rows("xsum")).encode(),
+        "lines.gzip": gzip.compress(lines.encode()),  # compression from the magic bytes
+        "lines.bzip": bz2.compress(lines.encode()),
+    }
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+        assert L.detect_filetype(tmp_path / name)[0] == "jsonl", name
+        assert load_pairs(tmp_path / name) == EXPECTED, name
+    for ft in ("csv", "tsv", "parquet"):
+        path = _write(tmp_path / f"data.{ft}", _rows("xsum"))
+        renamed = path.rename(tmp_path / f"{ft}_data.dat")
+        assert L.detect_filetype(renamed)[0] == ft
+        assert load_pairs(renamed) == EXPECTED
+    for name, data in {"prose.txt": b"a, b\nc\n", "empty": b"", "bin.dat": b"\x00\x01\x02"}.items():
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(ValueError) as err:
+            load_pairs(tmp_path / name)
+        msg = str(err.value)
+        assert msg.startswith("filetype: cannot tell the file type") and "\n" not in msg
+        assert ".jsonl" in msg and "filetype=" in msg and "--format" in msg
+        assert "pass filetype=" not in msg.split("Python")[0]  # not offered to CLI users
+    with pytest.raises(FileNotFoundError):  # a missing file is that, whatever its name
+        load_pairs(tmp_path / "missing.txt")
 
 
 def test_ids_default_to_file_and_line_and_limit(tmp_path):
@@ -265,8 +303,18 @@ def test_load_hf_reports_bad_rows(monkeypatch):
 
 
 def test_load_hf_without_datasets_says_what_to_install(monkeypatch):
+    from gmmcollapse.summarize.loaders import MissingPackageError, datasets_available
+
     monkeypatch.setitem(sys.modules, "datasets", None)  # import fails
+    assert not datasets_available()
     with pytest.raises(ImportError, match="pip install datasets"):
         load_hf("xsum")
+    # issue 12: a ValueError too (the command line prints one line, exit 2), which says what
+    # to install and what to pass instead
+    with pytest.raises(MissingPackageError) as err:
+        load_hf("xsum")
+    assert isinstance(err.value, ValueError)
+    msg = str(err.value)
+    assert "gmmcollapse[data]" in msg and "--data FILE" in msg and "--set data=FILE" in msg
     with pytest.raises(ValueError, match="format must be one of"):
         load_hf("xsum", format="bad")

@@ -1,6 +1,10 @@
 """Training loop: optax Adam with warm-up + cosine decay, gradient clipping, evaluation during
 training, orbax checkpoints (an interrupted training resumes where it stopped), progress bar.
 
+Checkpoints (with a checkpoint directory) are written every ``ckpt_every`` steps and also
+whenever ``ckpt_seconds`` have passed since the last one, so a long run resumes near where it
+stopped whatever its step counts; where they fall never changes the numbers.
+
 The training set stays on the host; each jitted call receives the batches of
 ``steps_per_call`` optimizer steps and runs them with ``lax.scan``, so the Python loop costs
 little per step and the compiled step does not depend on the data size (retraining on
@@ -11,6 +15,10 @@ uninterrupted one.
 
 Parameters are kept as a plain nested dict (``nnx.to_pure_dict``) so optax and orbax see
 ordinary pytrees; :func:`bind` turns them back into a :class:`Transformer`.
+
+Training starts from a fresh model seeded by ``seed``, or, with ``init=``, from given parameters
+(fine-tuning a pretrained model: a fresh optimizer state, the same batches and schedule); the
+checkpoint fingerprint then records a hash of those parameters.
 """
 
 from __future__ import annotations
@@ -66,6 +74,12 @@ class TrainConfig:
         eval_every: evaluate every this many steps (0: only at the end).
         ckpt_every: checkpoint every this many steps (0: only at the end) when a checkpoint
             directory is given.
+        ckpt_seconds: also checkpoint after the first jitted call that ends at least this many
+            seconds after the last checkpoint (or the start), so that a run whose step
+            checkpoints are far apart still resumes near where it stopped; ``0``: after every
+            call, ``inf``: never. Checkpoints fall between the same jitted calls either way,
+            so they never change the results, and the value is not part of a checkpoint's
+            fingerprint (a run may resume with another).
         steps_per_call: optimizer steps fused into one jitted call.
         micro_batch: examples per gradient micro-batch (0: the whole batch). A step then sums
             the token-weighted gradients of ``batch_size // micro_batch`` micro-batches (a
@@ -89,6 +103,7 @@ class TrainConfig:
     seed: int = 0
     eval_every: int = 0
     ckpt_every: int = 0
+    ckpt_seconds: float = 60.0
     steps_per_call: int = 50
     micro_batch: int = 0
 
@@ -107,6 +122,7 @@ class TrainConfig:
         check_int("seed", self.seed, 0)
         check_int("eval_every", self.eval_every, 0)
         check_int("ckpt_every", self.ckpt_every, 0)
+        check_range("ckpt_seconds", self.ckpt_seconds, 0.0, allow_inf=True)
         check_int("steps_per_call", self.steps_per_call, 1)
         check_int("micro_batch", self.micro_batch, 0)
         if self.micro_batch and self.batch_size % self.micro_batch:
@@ -182,17 +198,61 @@ def _fingerprint(model_cfg: TransformerConfig, train_cfg: TrainConfig, n: int, d
         "train": {
             k: v
             for k, v in dataclasses.asdict(train_cfg).items()
-            # micro_batch=0 is left out so that checkpoints written before it existed resume
-            if k != "eval_every" and not (k == "micro_batch" and v == 0)
+            # micro_batch=0 is left out so that checkpoints written before it existed resume;
+            # when to evaluate or checkpoint by time changes nothing that is saved
+            if k not in ("eval_every", "ckpt_seconds") and not (k == "micro_batch" and v == 0)
         },
         "n_examples": n,
         "data": data_hash,
     }
 
 
+def _params_hash(params: Any) -> str:
+    """A hash of a parameter pytree's structure, shapes, dtypes and values."""
+    leaves, treedef = jax.tree.flatten(params)
+    parts = [str(treedef)]
+    for a in leaves:
+        a = np.ascontiguousarray(np.asarray(a))
+        parts += [f"{a.shape}{a.dtype}", a.tobytes()]
+    return digest(*parts, length=16)
+
+
+def _start_params(init: Any, fresh: dict) -> dict:
+    """``init`` (a :class:`Transformer` or its parameters as a pure dict, as
+    :func:`init_params` gives them) as the parameters to start from: the structure and shapes
+    of ``fresh`` (the model being trained), its dtypes, as uncommitted arrays like a fresh
+    model's (the same compiled step). Another model's parameters are a ``ValueError``."""
+    if isinstance(init, nnx.Module):
+        init = nnx.to_pure_dict(nnx.split(init)[1])
+    try:
+        same = jax.tree.structure(init) == jax.tree.structure(fresh)
+    except Exception:  # noqa: BLE001 - anything that is not a pytree
+        same = False
+    if not same:
+        raise ValueError(
+            "init must be a Transformer or its parameters (a pure dict) with the structure "
+            "of the model being trained"
+        )
+    for (path, a), b in zip(jax.tree.leaves_with_path(init), jax.tree.leaves(fresh), strict=True):
+        if np.shape(a) != np.shape(b):
+            raise ValueError(
+                f"init: parameter {jax.tree_util.keystr(path)} has shape {np.shape(a)}, the "
+                f"model being trained {np.shape(b)} (another model configuration)"
+            )
+    return jax.tree.map(lambda a, b: jnp.asarray(np.asarray(a, dtype=b.dtype)), init, fresh)
+
+
 def _data_hash(src: np.ndarray, tgt: np.ndarray) -> str:
     parts = [p for a in (src, tgt) for p in (str(a.shape), np.ascontiguousarray(a).tobytes())]
     return digest(*parts, length=16)
+
+
+def _static(tc: TrainConfig) -> TrainConfig:
+    """``tc`` with the fields the compiled step does not read set to fixed values: the static
+    argument (jit cache key) of :func:`_run_steps` is the same for every seed and schedule of
+    evaluations and checkpoints."""
+    default = TrainConfig.__dataclass_fields__["ckpt_seconds"].default
+    return dataclasses.replace(tc, seed=0, eval_every=0, ckpt_every=0, ckpt_seconds=default)
 
 
 def _micro_grads(graphdef, tc: TrainConfig, dropout: bool, params, src, tgt, s, key):
@@ -274,10 +334,14 @@ class TrainState(NamedTuple):
     step: int
 
 
-def init_state(model_cfg: TransformerConfig, train_cfg: TrainConfig) -> TrainState:
-    """The state :func:`train` starts from: a fresh model (seeded by ``train_cfg.seed``), a
-    fresh optimizer state, step 0."""
+def init_state(
+    model_cfg: TransformerConfig, train_cfg: TrainConfig, init: Any = None
+) -> TrainState:
+    """The state :func:`train` starts from: a fresh model (seeded by ``train_cfg.seed``), or
+    the parameters ``init`` (as in :func:`train`), a fresh optimizer state, step 0."""
     graphdef, params = init_params(model_cfg, train_cfg.seed)
+    if init is not None:
+        params = _start_params(init, params)
     return TrainState(graphdef, params, train_cfg.optimizer().init(params), 0)
 
 
@@ -311,7 +375,7 @@ def train_steps(
     src = np.asarray(src, np.int32)
     tgt = np.asarray(tgt, np.int32)
     idx = _batch_indices(state.step, k, train_cfg.batch_size, src.shape[0], train_cfg.seed)
-    static_tc = dataclasses.replace(train_cfg, seed=0, eval_every=0, ckpt_every=0)
+    static_tc = _static(train_cfg)
     params, opt_state, losses = _run_steps(
         state.graphdef,
         static_tc,
@@ -336,6 +400,8 @@ def train(
     ckpt_dir: str | os.PathLike | None = None,
     progress: bool = True,
     desc: str = "train",
+    on_checkpoint: Callable[[int], Any] | None = None,
+    init: Any = None,
 ) -> TrainResult:
     """Train a fresh model on ``(src, tgt)`` id arrays (n, s) and (n, t).
 
@@ -345,6 +411,16 @@ def train(
         ckpt_dir: orbax checkpoint directory. If it holds a checkpoint of the same model,
             recipe and data, training resumes from the latest one (and returns at once if it
             is complete); a checkpoint of a different configuration is an error.
+            Checkpoints are written every ``ckpt_every`` steps, every ``ckpt_seconds``
+            seconds and at the end.
+        on_checkpoint: called with the step after each checkpoint is written (e.g. to record
+            the progress of a longer run).
+        init: start from these parameters instead of a fresh model: a :class:`Transformer`
+            of ``model_cfg``'s shape or its parameters as a pure dict (fine-tuning a
+            pretrained model). The optimizer state starts fresh; batches, dropout and the
+            schedule are as without it. A checkpoint directory records a hash of ``init``, so
+            resuming from other starting parameters is refused. ``None`` (default): a fresh
+            model seeded by ``train_cfg.seed``.
     """
     src = np.asarray(src, np.int32)
     tgt = np.asarray(tgt, np.int32)
@@ -361,26 +437,31 @@ def train(
     n = src.shape[0]
     tc = train_cfg
     graphdef, params = init_params(model_cfg, tc.seed)
+    if init is not None:
+        params = _start_params(init, params)
     opt = tc.optimizer()
     opt_state = opt.init(params)
     step = 0
     history: list[dict] = []
+    losses: list[float] = []  # per-step losses since the last history record
     ckpt = None
     if ckpt_dir is not None:
         from gmmcollapse.models.checkpoint import TrainCheckpoints
 
         fp = _fingerprint(model_cfg, tc, n, _data_hash(src, tgt))
+        if init is not None:  # without it, the fingerprint of every earlier checkpoint
+            fp["init"] = _params_hash(params)
         ckpt = TrainCheckpoints(ckpt_dir, fp)
         restored = ckpt.restore({"params": params, "opt_state": opt_state})
         if restored is not None:
-            step, tree, history = restored
+            step, tree, history, losses = restored
             # orbax returns device-committed arrays; a fresh run's are uncommitted. Match the
             # fresh run so the compiled step is reused (same jit cache key), bitwise the same.
             tree = jax.tree.map(lambda a: jnp.asarray(np.asarray(a)), tree)
             params, opt_state = tree["params"], tree["opt_state"]
 
     base_key = jax.random.key(tc.seed)
-    static_tc = dataclasses.replace(tc, seed=0, eval_every=0, ckpt_every=0)
+    static_tc = _static(tc)
     marks = {tc.steps}
     for every in (tc.eval_every, tc.ckpt_every if ckpt else 0):
         if every:
@@ -389,8 +470,8 @@ def train(
 
     bar = tqdm(total=tc.steps, initial=step, desc=desc, disable=not progress, unit="step")
     sched = tc.schedule()
-    losses: list[float] = []
     t0, ex0 = time.perf_counter(), step
+    last_ckpt = t0
     while step < tc.steps:
         nxt = min(m for m in marks if m > step)
         k = min(tc.steps_per_call, nxt - step)
@@ -427,10 +508,20 @@ def train(
                 rec.update(eval_fn(bind(graphdef, params)))
             history.append(rec)
             losses = []
-            at_ckpt = step == tc.steps or (tc.ckpt_every and step % tc.ckpt_every == 0)
-            if ckpt is not None and at_ckpt:
-                ckpt.save(step, {"params": params, "opt_state": opt_state}, history)
             t0, ex0 = time.perf_counter(), step
+        if ckpt is None:
+            continue
+        # by steps (at the marks), or by time: after a call that ends ckpt_seconds after the
+        # last checkpoint. Either way between the same calls as an uninterrupted run, with the
+        # losses of the history record in progress, so a resumed run is bitwise the same
+        at_ckpt = step == tc.steps or (tc.ckpt_every and step % tc.ckpt_every == 0)
+        t_save = time.perf_counter()
+        if at_ckpt or t_save - last_ckpt >= tc.ckpt_seconds:
+            ckpt.save(step, {"params": params, "opt_state": opt_state}, history, losses)
+            last_ckpt = time.perf_counter()
+            t0 += last_ckpt - t_save  # examples_per_s leaves the writing out
+            if on_checkpoint is not None:
+                on_checkpoint(step)
     bar.close()
     return TrainResult(bind(graphdef, params), history)
 

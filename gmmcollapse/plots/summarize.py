@@ -7,8 +7,16 @@
 * ``pstar``: final ROUGE-1 against the selection's measured p*, every (selector, rate) a point,
   with the Spearman rank correlation in the title.
 
+Both say in their title how the models started (:func:`init_label`: fine-tuned from the run's
+pretrained base, or from scratch).
+
 Each function takes the run directory and an output directory, writes
 ``summarize_<name>.png`` and ``.pdf`` and returns (paths, headline numbers).
+
+:func:`inits` compares runs (e.g. the pretrained and the from-scratch run of one scale): per
+run, each selector's ROUGE-1 difference to that run's generator at every rate, with 2 paired
+standard errors, and the 100%-human model's; written to ``summarize_inits.png`` / ``.pdf``
+(``python figures/summarize_inits.py RUN_DIR ...``).
 """
 
 from __future__ import annotations
@@ -25,7 +33,7 @@ from gmmcollapse._validate import check_choice
 from gmmcollapse.plots.eigen import load_run as _load_run
 from gmmcollapse.plots.gmm import _save, _style
 
-__all__ = ["FIGURES", "draw", "load_run"]
+__all__ = ["FIGURES", "draw", "init_label", "inits", "load_run"]
 
 _MARKERS = {"random": "o", "oracle": "s", "self": "D", "verifier": "^"}
 
@@ -33,6 +41,17 @@ _MARKERS = {"random": "o", "oracle": "s", "self": "D", "verifier": "^"}
 def load_run(run_dir: str) -> dict:
     """The ``results.json`` of a summarize run directory."""
     return _load_run(run_dir, "summarize")
+
+
+def init_label(r: dict) -> str:
+    """How a run's models started, from its ``results.json``: ``"fine-tuned from a base
+    pretrained for 8000 steps"`` or ``"from scratch"`` (runs from before ``init`` existed
+    were from scratch)."""
+    init = r.get("init") or r.get("config", {}).get("init", "scratch")
+    if init != "pretrained":
+        return "from scratch"
+    steps = (r.get("pretrain") or {}).get("steps", r.get("config", {}).get("pretrain_steps"))
+    return f"fine-tuned from a base pretrained for {steps} steps"
 
 
 def _style_of(name: str, i: int) -> dict:
@@ -78,7 +97,7 @@ def rates(run_dir: str, out_dir: str):
     c, s = r["config"], r["sizes"]
     ax.set_title(
         f"Retrained on selected synthetic summaries ({s['syn']} articles, "
-        f"generator on {s['gen']} pairs, {c['steps']} steps each)",
+        f"generator on {s['gen']} pairs)\nevery model: {c['steps']} steps, {init_label(r)}",
         fontsize=10,
     )
     ax.legend(fontsize=7, ncol=2, loc="best")
@@ -117,7 +136,8 @@ def pstar(run_dir: str, out_dir: str):
     ax.set_xlabel("measured breakdown point p* = phi / (phi + psi)")
     ax.set_ylabel("ROUGE-1 on held-out articles")
     ax.set_title(
-        f"Final ROUGE-1 vs p* (correct: ROUGE-1 >= {r['config']['correct_rouge1']:g})\n"
+        f"Final ROUGE-1 vs p* (correct: ROUGE-1 >= {r['config']['correct_rouge1']:g}; "
+        f"models {init_label(r)})\n"
         f"Spearman rho over all {rho.get('n', 0)} selections {rho_txt}; "
         f"within each rate {within_txt}",
         fontsize=9,
@@ -128,6 +148,51 @@ def pstar(run_dir: str, out_dir: str):
 
 
 FIGURES = {"rates": rates, "pstar": pstar}
+
+
+def inits(run_dirs, out_dir: str, name: str = "summarize_inits"):
+    """One panel per run (e.g. ``init=pretrained`` and ``init=scratch`` of one scale): each
+    selector's ROUGE-1 minus that run's generator, in points, against the rate, with 2
+    paired standard errors, and the 100%-human model's difference as a dotted line. Titles
+    name each run's init and its generator's ROUGE-1. Writes ``<name>.png`` / ``.pdf``;
+    returns (paths, ``{run_dir: {"init", "generator", "human_full", selector: {rate:
+    delta}}}``)."""
+    _style()
+    runs = [(d, load_run(d)) for d in run_dirs]
+    if not runs:
+        raise ValueError("run_dirs must name at least one run directory")
+    fig, axes = plt.subplots(1, len(runs), figsize=(5.2 * len(runs), 4.9), sharey=True,
+                             constrained_layout=True, squeeze=False)  # fmt: skip
+    head = {}
+    for ax, (d, r) in zip(axes[0], runs, strict=True):
+        gen, hum = r["generator"]["rouge1"], r["human_full"]["rouge1"]
+        ax.axhline(0.0, color="k", ls="--", lw=1.2, label="generator")
+        ax.axhline(100 * (hum - gen), color="0.45", ls=":", lw=1.2,
+                   label="100% human summaries")  # fmt: skip
+        h = {"init": r.get("init") or r["config"].get("init", "scratch"), "generator": gen,
+             "human_full": hum}  # fmt: skip
+        n_sel = len(r["selectors"])
+        for i, (sel, per_rate) in enumerate(r["selectors"].items()):
+            pts = sorted((float(k), v.get("vs_generator") or {}) for k, v in per_rate.items())
+            dodge = 2 ** (0.03 * (i - (n_sel - 1) / 2))
+            ax.errorbar([100 * x * dodge for x, _ in pts],
+                        [100 * _num(v.get("delta")) for _, v in pts],
+                        yerr=[200 * (v.get("se") or 0.0) for _, v in pts], capsize=2, ms=4,
+                        lw=1.1, label=sel, **_style_of(sel, i))  # fmt: skip
+            h[sel] = {f"{x:g}": v.get("delta") for x, v in pts}
+        all_rates = sorted({float(k) for v in r["selectors"].values() for k in v})
+        ax.set_xscale("log", base=2)
+        ax.set_xticks([100 * x for x in all_rates], [f"{100 * x:g}%" for x in all_rates])
+        ax.minorticks_off()
+        ax.set_xlabel("selection rate")
+        ax.set_title(f"{r['config']['scale']}, seed {r['config']['seed']}: {init_label(r)}\n"
+                     f"generator ROUGE-1 {gen:.3f}, 100% human {hum:.3f}",
+                     fontsize=9)  # fmt: skip
+        head[str(d)] = h
+    axes[0][0].set_ylabel("ROUGE-1 minus the generator's (points, 2 paired SE)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, ncol=5, loc="outside lower center")
+    return _save(fig, out_dir, name), head
 
 
 def draw(name: str, run_dir: str, out_dir: str):

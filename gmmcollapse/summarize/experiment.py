@@ -5,6 +5,11 @@ ROUGE against the reference, by the model itself or by a verifier model, then re
    generator's pairs (``gen_fraction``, 12.5% as in the paper), the verifier's pairs
    (``verifier_fraction``, disjoint) and the synthesis articles (the rest). One BPE tokenizer,
    trained on the pool, serves every model and is saved in the run directory.
+   With ``init="pretrained"`` (the quick and paper scales' default), a base model is pretrained
+   on the pool's articles without their summaries (gap-sentence generation,
+   :mod:`gmmcollapse.summarize.pretrain`; never the test articles) and every model below is
+   fine-tuned from it, as the paper fine-tunes every summarizer from one pretrained language
+   model. ``init="scratch"``: every model starts from a fresh initialisation.
 2. Train the generator, the verifier (same architecture, its own pairs) and the reference
    model on 100% of the pool's human summaries, all with the same recipe.
 3. The generator summarizes the synthesis articles: greedy (pool ``"greedy"``, k = 1) and beam
@@ -40,7 +45,7 @@ import contextlib
 import dataclasses
 import math
 import os
-import time
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 
@@ -49,6 +54,7 @@ import numpy as np
 
 from gmmcollapse import store
 from gmmcollapse._runs import (
+    StageTimes,
     cached_pools,
     claim_run,
     decode_pools,
@@ -75,17 +81,29 @@ from gmmcollapse.models import (
 )
 from gmmcollapse.pipeline import DATA_MODES, Strategy, run_rounds
 from gmmcollapse.summarize.corpus import make_corpus
-from gmmcollapse.summarize.loaders import FORMATS, load_hf, load_pairs
+from gmmcollapse.summarize.loaders import (
+    FORMATS,
+    datasets_available,
+    detect_filetype,
+    load_hf,
+    load_pairs,
+    require_datasets,
+)
+from gmmcollapse.summarize.pretrain import gap_sentence_data
 from gmmcollapse.summarize.rouge import ROUGE_TYPES, rouge_scores
 from gmmcollapse.summarize.tokenizer import SubwordTokenizer, train_tokenizer
 from gmmcollapse.theory.basic import in_float64
 
 __all__ = [
     "ALIASES",
+    "GPU_FLOPS",
+    "INITS",
+    "PRETRAIN_FIELDS",
     "SCALES",
     "SELECTORS",
     "SummarizeConfig",
     "SummarizeDomain",
+    "check_data_source",
     "load_data",
     "make_config",
     "rate_key",
@@ -104,6 +122,16 @@ SELECTORS = (
     "self_best_of_k",
     "verifier_best_of_k",
 )
+
+
+#: how every model starts: fine-tuned from the run's pretrained base, or from a fresh model
+INITS = ("pretrained", "scratch")
+#: the config fields of the pretraining stage (in the run's config only with init=pretrained)
+PRETRAIN_FIELDS = ("pretrain_steps", "pretrain_gaps")
+#: sustained FLOP/s of one GPU assumed by the dry run's time estimates: 1e14, about a fifth of
+#: an H100's dense TF32 peak (float32 matmuls run as TF32 on it), which small-batch
+#: transformer training reaches without tuning
+GPU_FLOPS = 1e14
 
 
 def rate_key(rate: float) -> str:
@@ -165,6 +193,16 @@ class SummarizeConfig:
             from the round before summarizes the same synthesis articles again.
         round_data: what later rounds train on: ``"replace"`` (that round's selection) or
             ``"accumulate"`` (the selector's selections of every round so far).
+        init: ``"pretrained"``: every model (generator, verifier, 100%-human reference,
+            every retrained model of every round) is fine-tuned with the ``train`` recipe
+            from one base model, pretrained in the run on the training pool's articles
+            without their summaries; ``"scratch"``: every model starts from a fresh
+            initialisation (the experiment as it was before pretraining existed).
+        pretrain_steps: optimizer steps of the base's pretraining (``train``'s batch size,
+            learning rate and warm-up; seed ``seed + 3``).
+        pretrain_gaps: gap-sentence examples per article: its most salient sentences, each
+            removed in an example of its own (:func:`~gmmcollapse.summarize.pretrain.
+            gap_sentence_data`).
 
     The old flat names (``steps``, ``width``, ``src_len``, ...) are in :data:`ALIASES`.
     """
@@ -191,6 +229,9 @@ class SummarizeConfig:
     seed: int = 0
     rounds: int = 1
     round_data: str = "replace"
+    init: str = "pretrained"
+    pretrain_steps: int = 8000
+    pretrain_gaps: int = 2
 
     def __post_init__(self):
         if self.format not in ("auto", *FORMATS):
@@ -199,8 +240,10 @@ class SummarizeConfig:
             )
         if self.data is not None and (not isinstance(self.data, str) or not self.data):
             raise ValueError(f"data must be a file path, 'hf:<name>' or None, got {self.data!r}")
-        if self.data and not self.data.startswith("hf:") and not os.path.isfile(self.data):
-            raise FileNotFoundError(f"data: no such file: {self.data}")
+        if self.data and not self.data.startswith("hf:"):
+            if not os.path.isfile(self.data):
+                raise FileNotFoundError(f"data: no such file: {self.data}")
+            detect_filetype(self.data)  # a file of no known type is refused here
         check_int("n_pairs", self.n_pairs, 0 if self.data is not None else 8)
         check_int("n_test", self.n_test, 2)  # paired standard errors need two
         check_range("gen_fraction", self.gen_fraction, 0.0, 1.0, lo_open=True, hi_open=True)
@@ -214,6 +257,9 @@ class SummarizeConfig:
         for name in ("beam", "decode_batch", "rounds"):
             check_int(name, getattr(self, name), 1)
         check_choice("round_data", self.round_data, DATA_MODES)
+        check_choice("init", self.init, INITS)
+        check_int("pretrain_steps", self.pretrain_steps, 1)
+        check_int("pretrain_gaps", self.pretrain_gaps, 1)
         check_range("correct_rouge1", self.correct_rouge1, 0.0, 1.0)
         if not self.rates:
             raise ValueError("rates must not be empty")
@@ -236,10 +282,23 @@ class SummarizeConfig:
         """The recipe of one model seeded with ``seed``."""
         return recipe(self.train, steps=self.train.steps, seed=seed, ckpt_floor=250)
 
+    def pretrain_config(self) -> TrainConfig:
+        """The recipe of the base's pretraining: ``train`` with ``pretrain_steps`` steps and
+        the seed ``seed + 3`` (warm-up and checkpoints derived as for every model)."""
+        return recipe(self.train, steps=self.pretrain_steps, seed=self.seed + 3, ckpt_floor=250)
+
     def to_json(self) -> dict:
-        """The config in the flat spelling of :data:`ALIASES` (``results.json``, the run
-        directory's ``config.json`` without ``notes``)."""
-        return flat_json(self, ALIASES)
+        """The config in the flat spelling of :data:`ALIASES` (``results.json``); the
+        pretraining fields only with ``init="pretrained"``."""
+        drop = () if self.init == "pretrained" else PRETRAIN_FIELDS
+        return flat_json(self, ALIASES, drop=drop)
+
+    def run_json(self) -> dict:
+        """What a run directory is claimed for (its ``config.json``): :meth:`to_json` without
+        ``notes`` (prose), and, with ``init="scratch"``, without ``init``: a scratch run's
+        directory is the one it was before pretraining existed, so older ones resume."""
+        drop = ("notes",) if self.init == "pretrained" else ("notes", "init", *PRETRAIN_FIELDS)
+        return flat_json(self, ALIASES, drop=drop)
 
 
 SCALES: dict[str, SummarizeConfig] = {
@@ -247,7 +306,9 @@ SCALES: dict[str, SummarizeConfig] = {
         scale="smoke",
         notes=(
             "Mechanics only (tests): a tiny model trained briefly on the built-in corpus and a "
-            "loose correctness threshold, so every selector and code path runs."
+            "loose correctness threshold, so every selector and code path runs. From scratch "
+            "by default (the numbers of earlier versions); --set init=pretrained adds a "
+            "300-step pretraining."
         ),
         n_pairs=1600,
         n_test=64,
@@ -256,13 +317,20 @@ SCALES: dict[str, SummarizeConfig] = {
         beam=2,
         correct_rouge1=0.5,
         decode_batch=128,
+        init="scratch",
+        pretrain_steps=300,
     ),
     "quick": SummarizeConfig(
         scale="quick",
         notes=(
-            "2-core CPU, at most 30 minutes: 24 models (generator, verifier, human reference "
-            "and 7 selectors x 3 rates) of 2+1 layers at width 96, 500 steps of 64 each "
-            "(about 40 s each). Built-in corpus, 32k pairs: the generator and the verifier get "
+            "2-core CPU, about 35 minutes (22 with init=scratch): one base pretrained for 8000 "
+            "steps of 64 (about 11 min) by gap-sentence generation on the 32k pool articles "
+            "without their summaries (the 2 most salient sentences of each, 64k examples, 8 "
+            "epochs): the budget left by the fine-tuning, at the same 12.5 steps/s. Then 24 "
+            "models (generator, verifier, human reference "
+            "and 7 selectors x 3 rates) of 2+1 layers at width 96, each fine-tuned from the "
+            "base for 500 steps of 64 (about 40 s each), the from-scratch recipe, so the two "
+            "inits differ only in the start. Built-in corpus, 32k pairs: the generator and the verifier get "
             "4k each (12.5%), 24k articles are summarized (greedy and beam 4). Measured before "
             "choosing: 500 steps on 4k pairs give ROUGE-1 0.816, on 32k pairs 0.838, so the "
             "generator is data-limited and selected synthetic data has room to help. Articles are cut at 96 tokens "
@@ -277,7 +345,9 @@ SCALES: dict[str, SummarizeConfig] = {
             "Feng et al., arXiv 2406.07515, news summarization experiment on one GPU: XL-Sum English (about 307k training pairs; from local "
             "files with --data PATH, or hf:xlsum with a network), generator on 12.5%, a 6+6 "
             "layer width-512 transformer instead of Llama-2-7B, articles cut at 512 tokens, "
-            "beam 8; about 7e3 PFLOP of training for the 24 models. Correct = ROUGE-1 at "
+            "beam 8; one base pretrained for 100k steps of 64 on the pool's articles (gap "
+            "sentences; 2x one model's steps, about 1.6 h), then about 7e3 PFLOP of "
+            "fine-tuning for the 24 models. Correct = ROUGE-1 at "
             "least 0.45, a choice, not the paper's (abstractive references are never matched "
             "word for word); set correct_rouge1 near the generator's median ROUGE-1 once known."
         ),
@@ -289,6 +359,7 @@ SCALES: dict[str, SummarizeConfig] = {
             16_000, 512, 64, enc_layers=6, dec_layers=6, width=512, heads=8, ff=2048, dropout=0.1
         ),
         train=TrainConfig(steps=50_000, batch_size=64, lr=5e-4, warmup=2000),
+        pretrain_steps=100_000,
         beam=8,
         correct_rouge1=0.45,
         decode_batch=64,
@@ -339,6 +410,18 @@ def spearman(x, y) -> dict:
 # ----------------------------------------------------------------------------- data
 
 
+def check_data_source(cfg: SummarizeConfig) -> None:
+    """Refuse, before anything is computed, data that cannot be read here: ``hf:<name>``
+    without the optional ``datasets`` package raises
+    :class:`~gmmcollapse.summarize.loaders.MissingPackageError` (a ``ValueError``) saying what
+    to install and what to pass instead."""
+    if cfg.data is not None and cfg.data.startswith("hf:"):
+        default = cfg.scale in SCALES and cfg.data == SCALES[cfg.scale].data
+        require_datasets(
+            f"data {cfg.data!r}" + (f" (the {cfg.scale} scale's default)" if default else "")
+        )
+
+
 def load_data(cfg: SummarizeConfig) -> tuple[list[dict], list[dict]]:
     """``(pool, test)``: the training pool and the held-out pairs of ``cfg`` (deterministic)."""
     if cfg.data is None:
@@ -377,8 +460,10 @@ class SummarizeDomain:
     """The summarization domain: satisfies :class:`gmmcollapse.pipeline.Domain`.
 
     Inputs are ``{"src": (n, src_len) ids, "row": (n,) indices into the references}``. The
-    verifier model (or None when no selector reads it) is fixed at construction; nothing is
-    changed afterwards.
+    verifier model (or None when no selector reads it) and the pretrained ``base`` every model
+    is fine-tuned from (None: from scratch) are fixed at construction; nothing is changed
+    afterwards. ``on_progress()`` is called whenever work is kept (a training
+    checkpoint, a model's evaluation), e.g. :meth:`gmmcollapse._runs.StageTimes.commit`.
     """
 
     def __init__(
@@ -390,8 +475,12 @@ class SummarizeDomain:
         out: str,
         progress: bool = True,
         verifier: Transformer | None = None,
+        on_progress: Callable[..., Any] | None = None,
+        base: Transformer | None = None,
     ):
         self.cfg, self.tok, self.out, self.progress = cfg, tok, out, progress
+        self.base = base
+        self.on_progress = on_progress or (lambda *a: None)
         self.model_cfg = cfg.model_config(tok.vocab_size)
         self.references = references
         self.test_refs = [p["summary"] for p in test]
@@ -439,9 +528,11 @@ class SummarizeDomain:
         return selected_pairs(inputs["src"], gen, selection, self.cfg.model.max_tgt_len)
 
     def train(self, data: tuple, tag: str) -> Transformer:
-        """A fresh model with the run's recipe (retrained models share the seed ``seed + 1``)."""
+        """A model trained with the run's recipe (retrained models share the seed
+        ``seed + 1``), fine-tuned from the base when the domain has one."""
         tc = self.cfg.train_config(self.cfg.seed + 1)
-        return train_model(self.model_cfg, tc, data, self.out, tag, self.progress)
+        return train_model(self.model_cfg, tc, data, self.out, tag, self.progress,
+                           self.on_progress, init=self.base)  # fmt: skip
 
     def evaluate(self, model: Transformer, tag: str = "model") -> dict:
         """Mean ROUGE-1/2/L F of greedy summaries of the held-out articles, and the fraction
@@ -452,6 +543,7 @@ class SummarizeDomain:
         )  # fmt: skip
         r = rouge_scores(self.texts(g), self.test_refs)
         save_eval(self.out, tag, r["rouge1"])
+        self.on_progress()
         out = {k: float(r[k].mean()) for k in ROUGE_TYPES}
         out["correct"] = float(np.mean(r["rouge1"] >= self.cfg.correct_rouge1))
         return out
@@ -474,10 +566,41 @@ def _model(dom: SummarizeDomain, rundir: store.RunDir, name: str, pairs: list[di
     model = saved_model(
         rundir.file(name),
         lambda: train_model(dom.model_cfg, cfg.train_config(seed),
-                            encode_pairs(cfg, dom.tok, pairs), out, name, dom.progress),
+                            encode_pairs(cfg, dom.tok, pairs), out, name, dom.progress,
+                            dom.on_progress, init=dom.base),
         lambda path: dom.tok.save(os.path.join(path, "tokenizer")),  # a model carries its tokenizer
     )  # fmt: skip
     return model, rundir.stage(f"eval/{name}.json", lambda: dom.evaluate(model, name))
+
+
+def _pretrained_base(
+    dom: SummarizeDomain, rundir: store.RunDir, articles: list[str]
+) -> tuple[Transformer, dict]:
+    """The run's pretrained base (stage ``pretrained/``, checkpointed under
+    ``ckpt/pretrain``) and its data's sizes (stage ``pretrain_data.json``): gap-sentence
+    generation on ``articles`` (the training pool's, without their summaries)."""
+    cfg = dom.cfg
+
+    def build():
+        return gap_sentence_data(dom.tok, articles, max_src_len=cfg.model.max_src_len,
+                                 max_tgt_len=cfg.model.max_tgt_len, gaps=cfg.pretrain_gaps)  # fmt: skip
+
+    data = None
+    if not rundir.has("pretrain_data.json"):
+        data = build()
+    sizes = rundir.stage(
+        "pretrain_data.json", lambda: {"articles": len(articles), "examples": len(data.src)}
+    )
+
+    def make():
+        d = data if data is not None else build()
+        return train_model(dom.model_cfg, cfg.pretrain_config(), (d.src, d.tgt), rundir.path,
+                           "pretrain", dom.progress, dom.on_progress)  # fmt: skip
+
+    base = saved_model(
+        rundir.file("pretrained"), make, lambda path: dom.tok.save(os.path.join(path, "tokenizer"))
+    )
+    return base, sizes
 
 
 @in_float64  # float64 arrays as the experiment was written for, whatever the caller set
@@ -486,7 +609,9 @@ def run(cfg: SummarizeConfig, out: str, *, progress: bool = True, log=print) -> 
 
     ``results.json``::
 
-        {"config": {...},
+        {"config": {...}, "init": "pretrained" | "scratch",
+         "pretrain": {"steps", "gaps", "articles", "examples"} (null from scratch),
+         "pretrained_base": {"rouge1", "rouge2", "rougeL", "correct"} (null from scratch),
          "generator": {"rouge1", "rouge2", "rougeL", "correct"},
          "human_full": {...}, "verifier_model": {...} (null when no selector uses it),
          "candidates": {"greedy": {"rouge1", "correct"}, "beam": {..., "oracle_best_rouge1"}},
@@ -497,59 +622,75 @@ def run(cfg: SummarizeConfig, out: str, *, progress: bool = True, log=print) -> 
          "spearman_within_rate": {RATE: {"rho", "pvalue", "n"}},
          "sizes": {"pool", "gen", "verifier", "syn", "test"}, "timing": {stage: seconds}}
 
+    ``pretrained_base`` is the base itself summarizing the held-out articles, before any
+    fine-tuning (it was only taught to write a sentence missing from an article).
     ROUGE values are mean F-measures (fractions) on the held-out pairs; RATE keys are strings
     such as ``"0.125"``; ``correct`` is the fraction with ROUGE-1 >= ``correct_rouge1``;
     ``vs_generator`` is the paired ROUGE-1 difference to the generator and its standard error.
     ``spearman`` ranks all (selector, rate) pairs; ``spearman_within_rate`` ranks the selectors
-    at each rate, where they keep the same number of articles.
+    at each rate, where they keep the same number of articles. Timings are the seconds spent
+    in each stage over every invocation of a resumed run (``timing.json`` in ``out``;
+    :class:`gmmcollapse._runs.StageTimes`).
     """
+    check_data_source(cfg)  # before the run directory is claimed or anything computed
     out = os.path.abspath(out)
-    rundir = claim_run(out, flat_json(cfg, ALIASES, drop=("notes",)))  # notes are prose
+    rundir = claim_run(out, cfg.run_json())
     log = log or (lambda *a, **k: None)
-    timing: dict[str, float] = {}
-    t0 = time.perf_counter()
-    pool, test = load_data(cfg)
-    parts = _split_pool(cfg, pool)
-    tok_dir = rundir.file("tokenizer")
-    if os.path.exists(os.path.join(tok_dir, "tokenizer.json")):
-        tok = SubwordTokenizer.load(tok_dir)
-    else:
-        tok = train_tokenizer(pool, vocab_size=cfg.model.vocab_size)
-        tok.save(tok_dir)
-    syn = parts["syn"]
-    refs = [p["summary"] for p in syn]
-    dom = SummarizeDomain(cfg, tok, test, refs, out, progress)  # for the human-pair models
-    timing["data"] = time.perf_counter() - t0
+    times = StageTimes(rundir.file("timing.json"))
+    with times.stage("data"):
+        pool, test = load_data(cfg)
+        parts = _split_pool(cfg, pool)
+        tok_dir = rundir.file("tokenizer")
+        if os.path.exists(os.path.join(tok_dir, "tokenizer.json")):
+            tok = SubwordTokenizer.load(tok_dir)
+        else:
+            tok = train_tokenizer(pool, vocab_size=cfg.model.vocab_size)
+            tok.save(tok_dir)
+        syn = parts["syn"]
+        refs = [p["summary"] for p in syn]
+        # for the human-pair models
+        dom = SummarizeDomain(cfg, tok, test, refs, out, progress, on_progress=times.commit)
     sizes = {"pool": len(pool), "test": len(test)} | {k: len(v) for k, v in parts.items()}
     log(f"data: {sizes}, vocabulary {tok.vocab_size}")
 
-    t0 = time.perf_counter()
-    generator, gen_eval = _model(dom, rundir, "generator", parts["gen"], cfg.seed)
-    log(f"generator: {gen_eval}")
+    base = base_eval = pretrain = None
+    if cfg.init == "pretrained":
+        with times.stage("pretrain"):  # the pool's articles only: no summary, no test article
+            base, pretrain = _pretrained_base(dom, rundir, [p["text"] for p in pool])
+            base_eval = rundir.stage(
+                "eval/pretrained.json", lambda: dom.evaluate(base, "pretrained")
+            )
+        pretrain = {"steps": cfg.pretrain_steps, "gaps": cfg.pretrain_gaps, **pretrain}
+        log(f"pretrained base: {pretrain}; as a summarizer before fine-tuning: {base_eval}")
+        dom = SummarizeDomain(cfg, tok, test, refs, out, progress, on_progress=times.commit,
+                              base=base)  # fmt: skip
+
     strats = strategies(cfg)
     ver_eval = None
-    if any(s.score == "verifier" for s in strats):  # trained only when a selector reads it
-        verifier, ver_eval = _model(dom, rundir, "verifier", parts["verifier"], cfg.seed + 2)
-        log(f"verifier model: {ver_eval}")
-        dom = SummarizeDomain(cfg, tok, test, refs, out, progress, verifier=verifier)
-    _, human_eval = _model(dom, rundir, "human_full", pool, cfg.seed + 1)
-    log(f"human_full: {human_eval}")
-    timing["reference_models"] = time.perf_counter() - t0
+    with times.stage("reference_models"):
+        generator, gen_eval = _model(dom, rundir, "generator", parts["gen"], cfg.seed)
+        log(f"generator: {gen_eval}")
+        if any(s.score == "verifier" for s in strats):  # trained only when a selector reads it
+            verifier, ver_eval = _model(dom, rundir, "verifier", parts["verifier"], cfg.seed + 2)
+            log(f"verifier model: {ver_eval}")
+            dom = SummarizeDomain(cfg, tok, test, refs, out, progress, verifier=verifier,
+                                  on_progress=times.commit, base=base)  # fmt: skip
+        _, human_eval = _model(dom, rundir, "human_full", pool, cfg.seed + 1)
+        log(f"human_full: {human_eval}")
 
-    t0 = time.perf_counter()
     inputs = {"src": encode_src(cfg, tok, [p["text"] for p in syn]), "row": np.arange(len(syn))}
-    if not rundir.has("candidates.npz"):  # scores of earlier candidates (if any) are stale
-        for p in ("greedy", "beam"):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(rundir.file(f"scores_{p}.npz"))
-    pools = cached_pools(
-        rundir, lambda: dom.synthesize(generator, inputs, {s.pool for s in strats})
-    )
-    tables = {  # round 0's score tables: they depend only on the run's fixed candidates
-        name: rundir.stage(f"scores_{name}.npz", partial(dom.scores, inputs, name, gen))
-        for name, gen in pools.items()
-    }
-    timing["synthesize"] = time.perf_counter() - t0
+    with times.stage("synthesize"):
+        if not rundir.has("candidates.npz"):  # scores of earlier candidates (if any) are stale
+            for p in ("greedy", "beam"):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(rundir.file(f"scores_{p}.npz"))
+        pools = cached_pools(
+            rundir, lambda: dom.synthesize(generator, inputs, {s.pool for s in strats})
+        )
+        tables = {  # round 0's score tables: they depend only on the run's fixed candidates
+            name: rundir.stage(f"scores_{name}.npz", partial(dom.scores, inputs, name, gen))
+            for name, gen in pools.items()
+        }
     cand = {}
     for p, t in tables.items():
         cand[p] = {"rouge1": float(t["oracle"].mean()), "correct": float(t["correct"].mean())}
@@ -557,21 +698,20 @@ def run(cfg: SummarizeConfig, out: str, *, progress: bool = True, log=print) -> 
             cand[p]["oracle_best_rouge1"] = float(t["oracle"].max(axis=1).mean())
     log(f"candidates: {cand}")
 
-    t0 = time.perf_counter()
-    per_round = run_rounds(
-        dom,
-        generator,
-        inputs,
-        strats,
-        jax.random.key(cfg.seed),
-        rounds=cfg.rounds,
-        data=cfg.round_data,
-        store=out,
-        candidates=pools,
-        scores=tables,
-        log=log,
-    )
-    timing["retrain"] = time.perf_counter() - t0
+    with times.stage("retrain"):
+        per_round = run_rounds(
+            dom,
+            generator,
+            inputs,
+            strats,
+            jax.random.key(cfg.seed),
+            rounds=cfg.rounds,
+            data=cfg.round_data,
+            store=out,
+            candidates=pools,
+            scores=tables,
+            log=log,
+        )
 
     selectors: dict[str, dict] = {}
     metrics = (*ROUGE_TYPES, "correct")
@@ -590,6 +730,9 @@ def run(cfg: SummarizeConfig, out: str, *, progress: bool = True, log=print) -> 
         within[rate] = spearman([_num(v["p_star"]) for v in pts], [_num(v["rouge1"]) for v in pts])
     results = {
         "config": cfg.to_json(),
+        "init": cfg.init,
+        "pretrain": pretrain,
+        "pretrained_base": base_eval,
         "generator": gen_eval,
         "human_full": human_eval,
         "verifier_model": ver_eval,
@@ -599,7 +742,7 @@ def run(cfg: SummarizeConfig, out: str, *, progress: bool = True, log=print) -> 
         "spearman": rho,
         "spearman_within_rate": within,
         "sizes": sizes,
-        "timing": timing,
+        "timing": times.as_dict(),
     }
     store.write_json(rundir.file("results.json"), results)
     return finite(results)
@@ -609,8 +752,17 @@ def _num(v) -> float:
     return float("nan") if v is None else float(v)
 
 
+def _gpu_time(flops: float) -> str:
+    """``flops`` of training as time on one GPU at :data:`GPU_FLOPS`: ``"about 3.2 h"``."""
+    sec = flops / GPU_FLOPS
+    if sec < 60:
+        return "under a minute"
+    return f"about {sec / 3600:.1f} h" if sec >= 3600 else f"about {sec / 60:.0f} min"
+
+
 def describe(cfg: SummarizeConfig) -> str:
-    """The dry-run plan: data, model, the models trained and their FLOPs."""
+    """The dry-run plan: data, model, the pretraining, the models trained, their FLOPs and
+    time on one GPU (at :data:`GPU_FLOPS`)."""
     mc, tc = cfg.model, cfg.train
     fl = mc.flops_per_example()
     strats = strategies(cfg)
@@ -631,11 +783,26 @@ def describe(cfg: SummarizeConfig) -> str:
             f"{cfg.rounds} round(s) ({cfg.round_data})"
         ),
     ]
-    total_ex = tc.batch_size * tc.steps * n_models
+    gpu = f"one GPU at {GPU_FLOPS / 1e12:g} TFLOP/s"
+    if cfg.init == "pretrained":
+        pre = tc.batch_size * cfg.pretrain_steps * fl["train"]
+        lines.append(
+            f"  pretraining: one base, gap-sentence generation on the pool's articles without "
+            f"summaries (their {cfg.pretrain_gaps} most salient sentence(s), one per example), "
+            f"{cfg.pretrain_steps} steps x {tc.batch_size}: {pre / 1e15:.3g} PFLOP, "
+            f"{_gpu_time(pre)} on {gpu}"
+        )
+    how = "fine-tuned from the base" if cfg.init == "pretrained" else "from scratch"
+    total = tc.batch_size * tc.steps * n_models * fl["train"]
     lines.append(
-        f"  {n_models} models x {tc.steps} steps x {tc.batch_size}: "
-        f"{total_ex * fl['train'] / 1e15:.3g} PFLOP of training in all"
+        f"  {n_models} models x {tc.steps} steps x {tc.batch_size}, each {how}: "
+        f"{total / 1e15:.3g} PFLOP of training in all, {_gpu_time(total)} on {gpu}"
     )
+    if cfg.data is not None and cfg.data.startswith("hf:") and not datasets_available():
+        lines.append(
+            f"  data: {cfg.data} needs the optional package datasets, which is not installed "
+            f"(pip install datasets); or pass a local file: --data FILE"
+        )
     if cfg.notes:
         lines.append(f"  notes: {cfg.notes}")
     return "\n".join(lines)
@@ -644,9 +811,17 @@ def describe(cfg: SummarizeConfig) -> str:
 def report(res: dict) -> str:
     """The printed summary of a finished run's ``results.json``."""
     n = res["config"]["n_test"]
-    lines = [f"ROUGE-1 / 2 / L on {n} held-out articles"]
-    for k in ("generator", "human_full", "verifier_model"):
-        m = res[k]
+    init = res.get("init") or res["config"].get("init", "scratch")
+    pre = res.get("pretrain")
+    how = (
+        f"every model fine-tuned from one base pretrained for {pre['steps']} steps on "
+        f"{pre['examples']} gap sentences of {pre['articles']} articles"
+        if init == "pretrained" and pre
+        else "every model trained from scratch"
+    )
+    lines = [f"init {init}: {how}", f"ROUGE-1 / 2 / L on {n} held-out articles"]
+    for k in ("pretrained_base", "generator", "human_full", "verifier_model"):
+        m = res.get(k)
         if m is not None:
             lines.append(f"  {k:<22}{m['rouge1']:8.4f}{m['rouge2']:8.4f}{m['rougeL']:8.4f}")
     lines.append(f"  {'selector':<22}{'rate':>6}{'p*':>7}{'kept':>8}{'ROUGE-1':>9}{'vs gen':>16}")

@@ -14,10 +14,13 @@ cnndm      ``article``    ``highlights``   CNN/DailyMail (``abisee/cnn_dailymail
 none or several). Every loader returns ``[{"id", "text", "summary"}, ...]``: the file's ``id``
 when it has one, else ``"<file name>:<line>"``. Other fields are ignored.
 
-File types by extension (or ``filetype=``): ``.jsonl`` / ``.json`` (one JSON object a line; a
-``.json`` file holding one JSON array also works), ``.csv``, ``.tsv`` (header row, RFC 4180
-quoting, fields may span lines), ``.parquet`` (needs ``pyarrow``); ``.gz`` / ``.bz2`` after
-``.jsonl``, ``.json``, ``.csv`` or ``.tsv`` are decompressed on the fly.
+File types by extension (or ``filetype=``): ``.jsonl`` / ``.json`` / ``.ndjson`` (one JSON
+object a line; a ``.json`` file holding one JSON array also works), ``.csv``, ``.tsv`` (header
+row, RFC 4180 quoting, fields may span lines), ``.parquet`` (needs ``pyarrow``); ``.gz`` /
+``.bz2`` after ``.jsonl``, ``.json``, ``.csv`` or ``.tsv`` are decompressed on the fly. A file
+with another extension (or none) is recognised from its content (:func:`detect_filetype`):
+gzip / bzip2 data, parquet's magic bytes, JSON (a line starting with ``{`` or ``[``), or a
+header row naming one of the fields below, separated by tabs or commas.
 
 Errors (``ValueError``) name the file and the line (CSV: the line a record starts on; parquet:
 the row number, 1-based): invalid JSON, a row that is not an object, a missing field, a field that
@@ -42,7 +45,16 @@ from typing import Any
 
 from gmmcollapse._validate import check_choice, check_int
 
-__all__ = ["FORMATS", "HF_DATASETS", "load_hf", "load_pairs"]
+__all__ = [
+    "FORMATS",
+    "HF_DATASETS",
+    "MissingPackageError",
+    "datasets_available",
+    "detect_filetype",
+    "load_hf",
+    "load_pairs",
+    "require_datasets",
+]
 
 #: format -> (article field, summary field)
 FORMATS: dict[str, tuple[str, str]] = {
@@ -58,6 +70,43 @@ HF_DATASETS: dict[str, tuple[str, str | None, str]] = {
 }
 _FILETYPES = ("jsonl", "csv", "tsv", "parquet")
 _SUMMARY_FIELDS = sorted({s for _, s in FORMATS.values()})
+_FIELDS = {f for pair in FORMATS.values() for f in pair}
+_EXTENSIONS = ".jsonl, .json, .ndjson, .csv, .tsv, .parquet, optionally .gz/.bz2"
+
+
+class MissingPackageError(ImportError, ValueError):
+    """An optional package a request needs is not installed. A ``ValueError`` (the command line
+    prints it as one line and exits with code 2) and an ``ImportError`` (as before)."""
+
+
+def datasets_available() -> bool:
+    """Whether the optional package ``datasets`` (Hugging Face) can be imported; does not
+    import it (slow)."""
+    import importlib.util
+    import sys
+
+    if "datasets" in sys.modules:
+        return sys.modules["datasets"] is not None
+    try:
+        return importlib.util.find_spec("datasets") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _missing_datasets(what: str) -> str:
+    return (
+        f"{what} needs the optional package datasets and a network: install it with "
+        f"pip install datasets (or pip install 'gmmcollapse[data]'), or download the corpus "
+        f"and use the file instead: --data FILE (or --set data=FILE) on the command line, "
+        f"data=FILE in make_config, or load_pairs(FILE) in Python"
+    )
+
+
+def require_datasets(what: str = "hf: data") -> None:
+    """Raise :class:`MissingPackageError` (saying what to install and what to pass instead)
+    unless ``datasets`` can be imported; ``what`` names the request in the message."""
+    if not datasets_available():
+        raise MissingPackageError(_missing_datasets(what), name="datasets")
 
 
 def _check_format(format: str) -> None:
@@ -156,7 +205,7 @@ class _Collector:
 
 
 def _filetype(path: str) -> tuple[str, str | None]:
-    """(file type, compression) from the extension."""
+    """(file type, compression) from the extension, else from the content."""
     name = os.path.basename(path).lower()
     comp = None
     for ext, c in ((".gz", "gzip"), (".bz2", "bz2")):
@@ -168,11 +217,53 @@ def _filetype(path: str) -> tuple[str, str | None]:
     for ext in (".csv", ".tsv", ".parquet"):
         if name.endswith(ext):
             return ext[1:], comp
+    found = _sniff(path)
+    if found is not None:
+        return found
     raise ValueError(
-        f"filetype: cannot tell the file type of {path} from its extension "
-        f"(.jsonl, .json, .csv, .tsv, .parquet, optionally .gz/.bz2); pass filetype= one of "
-        f"{', '.join(_FILETYPES)}"
+        f"filetype: cannot tell the file type of {path}: its extension is none of "
+        f"{_EXTENSIONS}, and its content is not JSON, parquet, or a CSV/TSV header naming a "
+        f"field ({', '.join(sorted(_FIELDS))}). Rename the file with one of these extensions "
+        f"(the command line has no file-type flag; --format names the fields, not the file "
+        f"type), or in Python pass filetype= one of {', '.join(_FILETYPES)} to load_pairs"
     )
+
+
+def _sniff(path: str) -> tuple[str, str | None] | None:
+    """(file type, compression) from the first bytes of ``path``, or None."""
+    try:
+        with open(path, "rb") as f:
+            magic = f.read(4)
+        comp = None
+        if magic[:2] == b"\x1f\x8b":
+            comp = "gzip"
+        elif magic[:3] == b"BZh" and magic[3:4].isdigit():
+            comp = "bz2"
+        elif magic == b"PAR1":
+            return "parquet", None
+        with _open_binary(path, comp) as f:
+            head = f.read(1 << 16)
+    except (OSError, EOFError, ValueError):  # unreadable or a damaged compressed stream
+        return None
+    text = head.decode("utf-8", errors="replace").lstrip("\ufeff \t\r\n")
+    if text[:1] in ("{", "["):
+        return "jsonl", comp
+    first = text.splitlines()[0] if text else ""
+    for ft, sep in (("tsv", "\t"), ("csv", ",")):
+        try:
+            header = next(csv.reader([first], delimiter=sep))
+        except (csv.Error, StopIteration):
+            continue
+        if len(header) >= 2 and _FIELDS & {h.strip() for h in header}:
+            return ft, comp
+    return None
+
+
+def detect_filetype(path: str | os.PathLike) -> tuple[str, str | None]:
+    """``(file type, compression)`` of a data file, as :func:`load_pairs` reads it with
+    ``filetype="auto"``: from the extension (see the module docstring), else from the content.
+    A file of neither is a ``ValueError`` saying how to name it."""
+    return _filetype(os.fspath(path))
 
 
 def _open_binary(path: str, comp: str | None):
@@ -331,7 +422,8 @@ def load_pairs(
         path: a ``.jsonl`` / ``.json`` / ``.csv`` / ``.tsv`` / ``.parquet`` file (the first four
             optionally ``.gz`` / ``.bz2``).
         format: ``"auto"`` (detect from the field names), ``"xlsum"``, ``"xsum"`` or ``"cnndm"``.
-        filetype: ``"auto"`` (from the extension), ``"jsonl"``, ``"csv"``, ``"tsv"``, ``"parquet"``.
+        filetype: ``"auto"`` (from the extension, else the content: :func:`detect_filetype`),
+            ``"jsonl"``, ``"csv"``, ``"tsv"``, ``"parquet"``.
         skip_empty: skip (with a warning) rows whose text or summary is empty; else an error.
         limit: stop after this many pairs.
 
@@ -344,6 +436,8 @@ def load_pairs(
         check_int("limit", limit, 1)
     path = os.fspath(path)
     check_choice("filetype", filetype, ("auto", *_FILETYPES))
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no such file: {path}")
     if filetype == "auto":
         ft, comp = _filetype(path)
     else:
@@ -352,8 +446,6 @@ def load_pairs(
             filetype,
             "gzip" if low.endswith(".gz") else "bz2" if low.endswith(".bz2") else None,
         )
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no such file: {path}")
     if ft == "jsonl":
         return _load_jsonl(path, comp, format, skip_empty, limit)
     if ft in ("csv", "tsv"):
@@ -385,13 +477,11 @@ def load_hf(
         hub, default_config, default_format = HF_DATASETS[name]
         name, config = hub, config if config is not None else default_config
         format = default_format if format == "auto" else format
+    require_datasets(f"load_hf({name!r})")
     try:
         import datasets
     except ImportError as e:
-        raise ImportError(
-            "load_hf needs the optional package datasets (pip install datasets) and a network; "
-            "without them, download the files and use load_pairs"
-        ) from e
+        raise MissingPackageError(_missing_datasets(f"load_hf({name!r})"), name="datasets") from e
     ds = datasets.load_dataset(name, config, split=split, **kwargs)
     source = f"{name}{'/' + config if config else ''}[{split}]"
     fields = _resolve_fields(source, ds.column_names, format)

@@ -187,6 +187,12 @@ class SubwordTokenizer:
         texts = check_strings("texts", texts)
         return np.array([len(p) for p in self._pieces(texts)], dtype=np.int64)
 
+    def encode_ids(self, texts: Sequence[str]) -> list[list[int]]:
+        """Each text's ids (pieces shifted past the special ids), whole: no truncation, no
+        ``EOS``, no padding (e.g. to assemble sequences from parts)."""
+        texts = check_strings("texts", texts)
+        return [[i + N_SPECIAL for i in ids] for ids in self._pieces(texts)]
+
     def encode(self, texts: Sequence[str], max_len: int, *, eos: bool = False) -> np.ndarray:
         """``int32 (n, max_len)`` ids, right-padded with ``PAD``; truncation as documented above.
 
