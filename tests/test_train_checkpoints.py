@@ -19,29 +19,19 @@ import numpy as np
 import pytest
 from flax import nnx
 
+# ``gmmcollapse.models.train`` is shadowed by the function of that name in the package
+from tiny_model import CFG, copy_data
+
 from gmmcollapse.models import (
-    EOS,
-    N_SPECIAL,
     TrainConfig,
-    TransformerConfig,
     load_model,
     train,
 )
 
-# ``gmmcollapse.models.train`` is shadowed by the function of that name in the package
 train_mod = importlib.import_module("gmmcollapse.models.train")
 
-CFG = TransformerConfig(
-    vocab_size=8, max_src_len=3, max_tgt_len=4, enc_layers=1, dec_layers=1, width=16, heads=2, ff=32
-)
 # history records at 20 and 40; no step checkpoint before the end; 5 steps per jitted call
 TC = TrainConfig(steps=40, batch_size=16, lr=1e-2, warmup=5, eval_every=20, steps_per_call=5)
-
-
-def _copy_data(n=24, seed=0):
-    rng = np.random.default_rng(seed)
-    src = rng.integers(N_SPECIAL, 8, (n, 3)).astype(np.int32)
-    return src, np.concatenate([src, np.full((n, 1), EOS, np.int32)], axis=1)
 
 
 def _leaves(model):
@@ -62,7 +52,7 @@ class _Killed(Exception):
 
 @pytest.fixture(scope="module")
 def uninterrupted():
-    src, tgt = _copy_data()
+    src, tgt = copy_data()
     return src, tgt, train(CFG, TC, src, tgt, progress=False)
 
 

@@ -9,10 +9,9 @@ import jax
 import numpy as np
 import pytest
 from flax import nnx
+from tiny_model import CFG, copy_data
 
 from gmmcollapse.models import (
-    EOS,
-    N_SPECIAL,
     TrainConfig,
     TransformerConfig,
     init_params,
@@ -24,20 +23,11 @@ from gmmcollapse.store import FingerprintMismatch
 
 train_mod = importlib.import_module("gmmcollapse.models.train")
 
-CFG = TransformerConfig(
-    vocab_size=8, max_src_len=3, max_tgt_len=4, enc_layers=1, dec_layers=1, width=16, heads=2, ff=32
-)
 TC = TrainConfig(steps=40, batch_size=16, lr=1e-2, warmup=5, eval_every=20, steps_per_call=5)
 
 
-def _copy_data(n=24, seed=0):
-    rng = np.random.default_rng(seed)
-    src = rng.integers(N_SPECIAL, 8, (n, 3)).astype(np.int32)
-    return src, np.concatenate([src, np.full((n, 1), EOS, np.int32)], axis=1)
-
-
 def _reverse_data(n=24, seed=1):
-    src, tgt = _copy_data(n, seed)
+    src, tgt = copy_data(n, seed)
     return src, np.concatenate([src[:, ::-1], tgt[:, 3:]], axis=1)
 
 
@@ -60,7 +50,7 @@ def _losses(res):
 @pytest.fixture(scope="module")
 def pretrained():
     """A model trained on one task: the base to fine-tune from."""
-    return train(CFG, TC, *_copy_data(), progress=False).model
+    return train(CFG, TC, *copy_data(), progress=False).model
 
 
 def test_init_with_the_fresh_parameters_is_bitwise_the_fresh_run():
@@ -77,7 +67,7 @@ def test_fine_tuning_starts_from_the_given_model(pretrained):
     """From the pretrained model the loss starts where it left off, not at a fresh model's;
     a Transformer and its pure-dict parameters are the same start; the base is not changed."""
     before = _leaves(pretrained)
-    data = _copy_data(seed=5)
+    data = copy_data(seed=5)
     tc = dataclasses.replace(TC, steps=5, eval_every=0)
     scratch = train(CFG, tc, *data, progress=False)
     tuned = train(CFG, tc, *data, progress=False, init=pretrained)
@@ -103,13 +93,13 @@ def test_init_of_another_shape_is_refused(pretrained):
     other = TransformerConfig(vocab_size=8, max_src_len=3, max_tgt_len=4, enc_layers=1,
                               dec_layers=1, width=32, heads=2, ff=32)  # fmt: skip
     with pytest.raises(ValueError, match="init: parameter .* has shape"):
-        train(other, TC, *_copy_data(), progress=False, init=pretrained)
+        train(other, TC, *copy_data(), progress=False, init=pretrained)
     deeper = TransformerConfig(vocab_size=8, max_src_len=3, max_tgt_len=4, enc_layers=2,
                                dec_layers=1, width=16, heads=2, ff=32)  # fmt: skip
     with pytest.raises(ValueError, match="init must be a Transformer or its parameters"):
-        train(deeper, TC, *_copy_data(), progress=False, init=pretrained)
+        train(deeper, TC, *copy_data(), progress=False, init=pretrained)
     with pytest.raises(ValueError, match="init must be"):
-        train(CFG, TC, *_copy_data(), progress=False, init=[1, 2])
+        train(CFG, TC, *copy_data(), progress=False, init=[1, 2])
 
 
 def test_checkpoints_record_the_start_and_resume_bitwise(pretrained, tmp_path):

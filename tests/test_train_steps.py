@@ -7,30 +7,20 @@ import numpy as np
 import pytest
 from flax import nnx
 
+# ``gmmcollapse.models.train`` is shadowed by the function of that name in the package
+from tiny_model import CFG, copy_data
+
 from gmmcollapse.models import (
-    EOS,
-    N_SPECIAL,
     TrainConfig,
-    TransformerConfig,
     init_params,
     init_state,
     train,
     train_steps,
 )
 
-# ``gmmcollapse.models.train`` is shadowed by the function of that name in the package
 train_mod = importlib.import_module("gmmcollapse.models.train")
 
-CFG = TransformerConfig(
-    vocab_size=8, max_src_len=3, max_tgt_len=4, enc_layers=1, dec_layers=1, width=16, heads=2, ff=32
-)
 TC = TrainConfig(steps=40, batch_size=16, lr=1e-2, warmup=5, eval_every=20, steps_per_call=20)
-
-
-def _copy_data(n=24, seed=0):
-    rng = np.random.default_rng(seed)
-    src = rng.integers(N_SPECIAL, 8, (n, 3)).astype(np.int32)
-    return src, np.concatenate([src, np.full((n, 1), EOS, np.int32)], axis=1)
 
 
 def _leaves(tree):
@@ -40,7 +30,7 @@ def _leaves(tree):
 def test_train_steps_is_train_bitwise():
     """Two calls of 20 steps are ``train``'s two calls (evaluation every 20 steps): the same
     parameters and losses, bit for bit, from the same compiled program."""
-    src, tgt = _copy_data()
+    src, tgt = copy_data()
     ref = train(CFG, TC, src, tgt, progress=False)
     n_compiled = train_mod._run_steps._cache_size()
 
@@ -66,6 +56,6 @@ def test_train_steps_is_train_bitwise():
 
 
 def test_train_steps_n_steps_validation():
-    src, tgt = _copy_data()
+    src, tgt = copy_data()
     with pytest.raises(ValueError, match="n_steps"):
         train_steps(CFG, TC, init_state(CFG, TC), src, tgt, 0)

@@ -316,15 +316,6 @@ def format_theory(values: Mapping[str, Any], as_json: bool = False) -> str:
 # ---------------------------------------------------------------------------------- simulate
 
 
-def _matmul_rate(dtype: str = "float32", size: int = 1024) -> float:
-    """FLOP/s of one ``size x size`` NumPy matmul in ``dtype`` (after one warm-up product)."""
-    a = np.random.default_rng(0).standard_normal((size, size)).astype(dtype)
-    a @ a  # warm-up: thread pool, page faults
-    t = time.perf_counter()
-    a @ a
-    return 2.0 * size**3 / max(time.perf_counter() - t, 1e-9)
-
-
 def _prepare(
     given: Mapping[str, float],
     *,
@@ -441,7 +432,9 @@ def simulate_plan(
         mix_real=mix_real, n_test=n_test, dtype=dtype, path=path, chunk_bytes=chunk_bytes,
     )  # fmt: skip
     if measure:
-        _add_estimate(info, _matmul_rate(chosen.spec.dtype))
+        from gmmcollapse.gmm.sweep import matmul_rate
+
+        _add_estimate(info, matmul_rate(chosen.spec.dtype))
     return info
 
 

@@ -1299,7 +1299,7 @@ def run_sweep(
 # ---------------------------------------------------------------------------------- dry run
 
 
-def _matmul_rate(dtype: str = "float32", size: int = 1024) -> float:
+def matmul_rate(dtype: str = "float32", size: int = 1024) -> float:
     """FLOP/s of one ``size x size`` NumPy matmul (after one warm-up product)."""
     a = np.random.default_rng(0).standard_normal((size, size)).astype(dtype)
     a @ a  # warm-up: thread pool, page faults
@@ -1355,7 +1355,7 @@ def dry_run(sweep: Sweep, measure: bool = True, memory_limit: float | None = Non
         )
         out["flops"] += flops
     if measure:
-        rate = _matmul_rate(groups[0].plan.spec.dtype)
+        rate = matmul_rate(groups[0].plan.spec.dtype)
         out["matmul_flops_per_s"] = rate
         out["seconds"] = out["flops"] / (rate * out["processes"])
     return out
