@@ -41,6 +41,7 @@ __all__ = [
     "run_round",
     "run_rounds",
     "select",
+    "selection_key",
     "subset",
 ]
 
@@ -110,6 +111,13 @@ def select(
     if s.rule == "random_fraction":
         return feedback.random_fraction(key, np.zeros(shape), s.rate)
     return feedback.noisy_oracle(key, scores["correct"], s.phi, s.psi)
+
+
+def selection_key(key: jax.Array, name: str) -> jax.Array:
+    """The random key :func:`run_round` selects strategy ``name`` with from the round's
+    ``key``: it depends on the name, not on the strategy's position in the list, so a
+    selection can be recomputed from a run's score tables alone."""
+    return jax.random.fold_in(key, zlib.crc32(name.encode()))
 
 
 def subset(tree: Any, m: int) -> Any:
@@ -225,10 +233,7 @@ def run_round(
             tag = f"{prefix}{strat.name}@{m}"
             path = None if store is None else os.path.join(store, f"{strat.name}@{m}.json")
             sub_scores = subset(tables[strat.pool], m)
-            # the key depends on the strategy's name, not its position in the list
-            sel = select(
-                strat, sub_scores, jax.random.fold_in(key, zlib.crc32(strat.name.encode()))
-            )
+            sel = select(strat, sub_scores, selection_key(key, strat.name))
             rates = _rates_dict(feedback.measure(sel, sub_scores["correct"]))
             ident = {
                 "strategy": _store.jsonable(dataclasses.asdict(strat)),
@@ -306,6 +311,7 @@ def run_rounds(
     store: str | os.PathLike | None = None,
     candidates: dict[str, Any] | None = None,
     scores: dict[str, Any] | None = None,
+    sizes: Mapping[str, int] | None = None,
     log=None,
 ) -> list[dict[str, StrategyResult]]:
     """Iterated retraining: R rounds of :func:`run_round`, for any domain.
@@ -327,6 +333,12 @@ def run_rounds(
         store: run directory; round 0's results go to ``store/strategies``, round ``r``'s to
             ``store/round<r+1>/<strategy>`` (an interrupted run resumes).
         candidates, scores: round 0's precomputed pools and score tables.
+        sizes: per strategy name, the number ``m`` of inputs it selects from in every round:
+            the first ``m`` (default: all of them). E.g. a ``top_fraction`` strategy at rate
+            ``r`` with ``m = ceil(N / r)`` keeps exactly ``N`` examples, so strategies at
+            different rates train on equally many. Later rounds synthesize on those ``m``
+            only. Results are stored per (strategy, m), so one store holds runs of one
+            strategy at several sizes.
         log: ``print``-like, one line per trained model.
 
     Returns:
@@ -334,6 +346,10 @@ def run_rounds(
     """
     check_int("rounds", rounds, 1)
     check_choice("data", data, DATA_MODES)
+    sizes = dict(sizes or {})
+    unknown = sorted(set(sizes) - {s.name for s in strategies})
+    if unknown:
+        raise ValueError(f"sizes names strategies that are not run: {unknown}")
     draw = inputs if callable(inputs) else (lambda r: inputs)
     accumulate = data == "accumulate"
     store = None if store is None else os.fspath(store)
@@ -345,20 +361,27 @@ def run_rounds(
         last = r + 1 == rounds
         common = {"keep_models": not last, "keep_data": accumulate and not last}
         if r == 0:
-            res = run_round(
-                domain,
-                generator,
-                draw(0),
-                strategies,
-                key,
-                store=None if store is None else os.path.join(store, "strategies"),
-                candidates=candidates,
-                scores=scores,
-                extra=kept if real is not None else None,
-                log=log,
-                **common,
-            )
-            results = {x.name: x for x in res}
+            results = {}
+            groups: dict[int | None, list[Strategy]] = {}  # one call per size, in order
+            for s in strategies:
+                groups.setdefault(sizes.get(s.name), []).append(s)
+            for m, group in groups.items():
+                res = run_round(
+                    domain,
+                    generator,
+                    draw(0),
+                    group,
+                    key,
+                    sizes=None if m is None else [m],
+                    store=None if store is None else os.path.join(store, "strategies"),
+                    candidates=candidates,
+                    scores=scores,
+                    extra=kept if real is not None else None,
+                    log=log,
+                    **common,
+                )
+                results.update({x.name: x for x in res})
+            results = {s.name: results[s.name] for s in strategies}
         else:
             results = {}
             batch = draw(r)
@@ -367,10 +390,11 @@ def run_rounds(
             for s in strategies:
                 if generators[s.name] is None:
                     continue
+                m = sizes.get(s.name)
                 res = run_round(
                     domain,
                     generators[s.name],
-                    batch,
+                    batch if m is None else subset(batch, m),
                     [s],
                     jax.random.fold_in(key, r),
                     store=None if store is None else os.path.join(store, f"round{r + 1}", s.name),

@@ -8,6 +8,7 @@ store (a second call does not retrain), and input validation.
 
 import json
 import math
+import os
 
 import jax
 import numpy as np
@@ -218,7 +219,8 @@ class FakeDomain:
     def synthesize(self, generator, inputs, pools):
         self.synthesized.append((generator, set(pools)))
         truth = inputs["truth"]
-        out = {"beam": truth[:, None] + OFFSETS, "greedy": truth[:, None] + OFFSETS[:, :1]}
+        off = OFFSETS[: len(truth)]  # the first m inputs' candidates
+        out = {"beam": truth[:, None] + off, "greedy": truth[:, None] + off[:, :1]}
         return {p: out[p] for p in pools}
 
     def scores(self, inputs, pool_name, pool):
@@ -549,3 +551,42 @@ def test_concat_skips_none():
     a = {"y": np.array([1, 2])}
     assert concat(None, a) is a and concat() is None
     np.testing.assert_array_equal(concat(a, None, a)["y"], [1, 2, 1, 2])
+
+
+def test_run_rounds_sizes_select_among_the_first_m_inputs(tmp_path):
+    """``sizes`` gives each strategy its own number of inputs in every round: the same results
+    as run_round on the first m inputs, stored apart from the full-size results."""
+    key = jax.random.key(5)
+    strats = [STRATS[4], STRATS[5], STRATS[1]]  # top (0.5), rand (0.5), prune
+    sizes = {"top": 4, "rand": 6}  # prune: all 8
+    dom = FakeDomain()
+    out = run_rounds(dom, "gen0", _inputs(), strats, key, rounds=2, sizes=sizes,
+                     store=tmp_path)  # fmt: skip
+    assert [list(r) for r in out] == [["top", "rand", "prune"]] * 2  # the strategies' order
+    for r in range(2):
+        for s in strats:
+            m = sizes.get(s.name, N)
+            got = out[r][s.name]
+            assert got.n_inputs == m, (r, s.name)
+            sub = {k: v[:m] for k, v in _inputs().items()}
+            want = _selection(s, sub, key, r)[0]
+            tag = f"{s.name}@{m}" if r == 0 else f"round2/{s.name}@{m}"
+            np.testing.assert_array_equal(dict(dom.trained)[tag]["y"], want["y"], err_msg=tag)
+            if s.rule != "prune":
+                assert got.rates["n_selected"] == m // 2
+    # round 2 synthesizes on the strategy's m inputs only
+    assert [len(t["inputs"]["x"]) for t in dom.training_sets[-3:]] == [4, 6, 8]
+    assert os.path.exists(tmp_path / "strategies" / "top@4.json")
+    assert os.path.exists(tmp_path / "round2" / "rand" / "rand@6.json")
+    # the same store holds the full-size results beside them; nothing is mixed up
+    full = run_rounds(FakeDomain(), "gen0", _inputs(), strats, key, store=tmp_path)
+    assert {k: v.n_inputs for k, v in full[0].items()} == {"top": N, "rand": N, "prune": N}
+    assert full[0]["top"].rates["n_selected"] == N // 2
+
+
+def test_run_rounds_sizes_rejects_unknown_strategies_and_bad_sizes():
+    with pytest.raises(ValueError, match="sizes names strategies that are not run"):
+        run_rounds(FakeDomain(), None, _inputs(), STRATS[:1], jax.random.key(0), sizes={"x": 2})
+    with pytest.raises(ValueError, match="sizes"):
+        run_rounds(FakeDomain(), None, _inputs(), STRATS[:1], jax.random.key(0),
+                   sizes={"all": N + 1})  # fmt: skip

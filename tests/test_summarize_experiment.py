@@ -10,14 +10,17 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 
 import numpy as np
 import pytest
 
 from gmmcollapse.cli import main
 from gmmcollapse.models import score
+from gmmcollapse.plots import summarize as plots
 from gmmcollapse.summarize import experiment as E
 from gmmcollapse.summarize import rouge_scores, write_jsonl
+from gmmcollapse.summarize.coverage import coverage, report
 
 ROUGE = ("rouge1", "rouge2", "rougeL")
 
@@ -65,7 +68,7 @@ def test_results_json_has_the_issue_format(smoke_run):
     s = r["sizes"]
     assert s["gen"] + s["verifier"] + s["syn"] == s["pool"] == cfg.n_pairs
     assert s["gen"] == int(cfg.gen_fraction * cfg.n_pairs) and s["test"] == cfg.n_test
-    for name in ("summarize_rates", "summarize_pstar"):
+    for name in ("summarize_rates", "summarize_pstar", "summarize_coverage"):
         assert (figs / f"{name}.png").stat().st_size > 10_000
 
 
@@ -161,6 +164,8 @@ def test_figures_only_redraws_from_results(smoke_run, tmp_path):
     code = main(["summarize", "--out", str(out), "--figures-only", "--figures", str(figs)])
     assert code == 0
     assert sorted(os.listdir(figs)) == [
+        "summarize_coverage.pdf",
+        "summarize_coverage.png",
         "summarize_pstar.pdf",
         "summarize_pstar.png",
         "summarize_rates.pdf",
@@ -233,6 +238,8 @@ def test_strategies_name_selector_and_rate():
         ({"tgt_len": 1}, "tgt_len"),
         ({"rates": (0.25, 0.25)}, "rates must be distinct"),
         ({"n_test": 1}, "n_test"),
+        ({"kept": -1}, "kept"),
+        ({"kept": 2.5}, "kept"),
     ],
 )
 def test_bad_config_is_refused_before_any_work(overrides, match):
@@ -350,3 +357,128 @@ def test_the_config_embeds_the_model_and_recipe_and_keeps_the_old_names():
     assert cfg.model_config(321).vocab_size == 321
     tc = cfg.train_config(5)
     assert (tc.steps, tc.seed, tc.warmup, tc.ckpt_every) == (150, 5, 10, 250)
+
+
+def test_kept_adds_selections_of_one_size_to_a_finished_run(smoke_run, tmp_path, capsys):
+    """``--set kept=N``: every selector also keeps exactly N pairs at every rate, choosing among
+    the first ceil(N / rate) synthesis articles; the finished run's directory accepts it, its
+    other results stay as they were, and the rate where that is every article reuses the
+    usual selection."""
+    src, r, _ = smoke_run
+    out = tmp_path / "run"
+    shutil.copytree(src, out)
+    n_syn = r["sizes"]["syn"]
+    kept = n_syn // 8  # all the articles at rate 0.125
+    figs = tmp_path / "figs"
+    code = main(["summarize", "--scale", "smoke", "--out", str(out), "--set", f"kept={kept}",
+                 "--figures", str(figs)])  # fmt: skip
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert f"every selection keeping {kept} pairs" in printed
+    with open(out / "results.json") as f:
+        r2 = json.load(f)
+    fixed = r2.pop("fixed_kept")
+    assert r2.pop("config") == E.make_config("smoke", kept=kept).to_json()
+    r2["timing"].pop("retrain_fixed_kept")
+    assert r2 == {k: v for k, v in r.items() if k not in ("config", "fixed_kept")}
+    assert r["fixed_kept"] is None and "kept" not in r["config"]
+    assert fixed["kept"] == kept
+    assert fixed["articles"] == {"0.125": n_syn, "0.25": n_syn // 2, "0.5": n_syn // 4}
+    for name, per_rate in fixed["selectors"].items():
+        assert list(per_rate) == ["0.125", "0.25", "0.5"], name
+        for rate, v in per_rate.items():
+            assert v["n_selected"] == kept, (name, rate)
+        assert per_rate["0.125"] == r["selectors"][name]["0.125"], name
+        assert per_rate["0.5"] != r["selectors"][name]["0.5"], name
+    assert fixed["spearman"]["n"] == 21
+    cov = coverage(str(out), fixed_kept=True)  # recomputes the fixed-size selections
+    assert {n: {q: v["n_selected"] for q, v in d.items()} for n, d in cov["selectors"].items()} \
+        == {n: dict.fromkeys(d, kept) for n, d in fixed["selectors"].items()}  # fmt: skip
+    assert os.path.exists(out / "strategies" / f"oracle~0.5@{n_syn // 4}.json")
+    assert (figs / "summarize_pstar.png").stat().st_size > 10_000
+
+
+def test_kept_beyond_the_synthesis_articles_is_refused_before_any_work(tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["summarize", "--scale", "smoke", "--out", str(out), "--set", "kept=151"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "kept must be in [0, 150] for 1200 synthesis articles at rate 0.125" in err
+    assert not out.exists()
+    with pytest.raises(ValueError, match="kept must be in"):
+        E.describe(E.make_config("smoke", kept=151))
+    assert "14 more models" in E.describe(E.make_config("smoke", kept=150))  # 0.125 reused
+    assert "21 more models" in E.describe(E.make_config("smoke", kept=100))
+
+
+@pytest.mark.parametrize("feature", ["count", "summary_words"])
+def test_coverage_recomputes_the_runs_selections(smoke_run, feature):
+    """Every selection recomputed from the score tables keeps what the run recorded; the
+    kept shares are shares; the per-bin deltas, weighted by their held-out articles, give
+    back the run's vs_generator delta."""
+    out, r, _ = smoke_run
+    cov = coverage(str(out), feature)
+    nb = len(cov["bins"])
+    assert sum(cov["test_n"]) == r["sizes"]["test"] and len(cov["pool_share"]) == nb
+    assert math.isclose(sum(cov["pool_share"]), 1.0)
+    assert {n: list(d) for n, d in cov["selectors"].items()} == {
+        n: list(d) for n, d in r["selectors"].items()
+    }
+    w = np.array(cov["test_n"], float)
+    for name, per_rate in cov["selectors"].items():
+        for rate, v in per_rate.items():
+            assert v["n_selected"] == r["selectors"][name][rate]["n_selected"]
+            assert math.isclose(sum(v["kept_share"]), 1.0), (name, rate)
+            d = np.nan_to_num(np.array(v["delta"]))  # an empty bin weighs nothing
+            want = 100 * r["selectors"][name][rate]["vs_generator"]["delta"]
+            assert np.dot(w, d) / w.sum() == pytest.approx(want, abs=1e-9), (name, rate)
+    assert "random @ 0.125" in report(cov)
+
+
+def test_coverage_refuses_a_run_that_does_not_match_its_results(smoke_run, tmp_path):
+    src, _, _ = smoke_run
+    out = tmp_path / "run"
+    shutil.copytree(src, out)
+    with np.load(out / "scores_greedy.npz") as z:
+        t = dict(z)
+    t["oracle"] = np.where(np.arange(len(t["oracle"]))[:, None] % 2 == 0, 2.0, t["oracle"])
+    np.savez(out / "scores_greedy.npz", **t)  # oracle selections now keep other articles
+    with pytest.raises(ValueError, match="does not match its results"):
+        coverage(str(out))
+    with pytest.raises(ValueError, match="has no fixed_kept results"):
+        coverage(str(src), fixed_kept=True)
+    with pytest.raises(ValueError, match="feature must be one of"):
+        coverage(str(src), "length")
+    with pytest.raises(FileNotFoundError, match="no results.json"):
+        coverage(str(tmp_path))
+
+
+def test_coverage_by_count_needs_the_built_in_corpus(smoke_run, tmp_path):
+    src, r, _ = smoke_run
+    out = tmp_path / "run"
+    shutil.copytree(src, out)
+    data = tmp_path / "pairs.jsonl"
+    write_jsonl(data, 20)
+    res = dict(r, config=dict(r["config"], data=str(data)))
+    (out / "results.json").write_text(json.dumps(res))
+    with pytest.raises(ValueError, match="feature 'count' needs the built-in corpus"):
+        coverage(str(out), "count")
+
+
+def test_coverage_figure_and_script(smoke_run, tmp_path, capsys):
+    out, _, _ = smoke_run
+    paths, cov = plots.coverage(str(out), str(tmp_path), rate="0.25")
+    assert os.path.getsize(paths[0]) > 10_000 and cov["feature"] == "count"
+    with pytest.raises(ValueError, match="rate must be one of"):
+        plots.coverage(str(out), str(tmp_path), rate="0.3")
+
+
+def test_coverage_matches_the_run_whatever_the_callers_x64_setting(smoke_run):
+    """The run selects in float64; with the caller's x64 off, the random selections must be
+    recomputed in float64 too (they draw different numbers in float32)."""
+    import jax
+
+    out, _, _ = smoke_run
+    with jax.enable_x64(False):
+        cov = coverage(str(out))
+    assert cov == coverage(str(out))

@@ -5,13 +5,17 @@
   the human summaries as horizontal lines. Error bars are 2 paired standard errors of the
   difference to the generator (same held-out articles).
 * ``pstar``: final ROUGE-1 against the selection's measured p*, every (selector, rate) a point,
-  with the Spearman rank correlation in the title.
+  with the Spearman rank correlation in the title; a run with ``kept`` set gets a second
+  panel, the selections that all keep that many pairs.
 
 Both say in their title how the models started (:func:`init_label`: fine-tuned from the run's
 pretrained base, or from scratch).
 
 Each function takes the run directory and an output directory, writes
 ``summarize_<name>.png`` and ``.pdf`` and returns (paths, headline numbers).
+
+:func:`coverage` draws which articles each selection keeps and where its model gains or
+loses (:mod:`gmmcollapse.summarize.coverage`; ``python figures/summarize_coverage.py RUN``).
 
 :func:`inits` compares runs (e.g. the pretrained and the from-scratch run of one scale): per
 run, each selector's ROUGE-1 difference to that run's generator at every rate, with 2 paired
@@ -33,7 +37,7 @@ from gmmcollapse._validate import check_choice
 from gmmcollapse.plots.eigen import load_run as _load_run
 from gmmcollapse.plots.gmm import _save, _style
 
-__all__ = ["FIGURES", "draw", "init_label", "inits", "load_run"]
+__all__ = ["FIGURES", "coverage", "draw", "init_label", "inits", "load_run"]
 
 _MARKERS = {"random": "o", "oracle": "s", "self": "D", "verifier": "^"}
 
@@ -107,9 +111,37 @@ def rates(run_dir: str, out_dir: str):
 def pstar(run_dir: str, out_dir: str):
     _style()
     r = load_run(run_dir)
-    fig, ax = plt.subplots(figsize=(7.5, 4.8), constrained_layout=True)
+    fixed = r.get("fixed_kept")
+    tables = [(r, "each rate x all synthesis articles")]
+    if fixed:
+        tables.append((fixed, f"every selection keeps {fixed['kept']} pairs"))
+    fig, axes = plt.subplots(1, len(tables), figsize=(7.5 * len(tables), 4.8), sharey=True,
+                             constrained_layout=True, squeeze=False)  # fmt: skip
+    head = {}
+    for k, (ax, (table, what)) in enumerate(zip(axes[0], tables, strict=True)):
+        rho, within = _pstar_panel(ax, r, table)
+        ax.set_title(f"{what}\nSpearman rho over all {rho}; within each rate {within}",
+                     fontsize=9)  # fmt: skip
+        key = "" if k == 0 else "fixed_kept_"
+        head[f"{key}spearman_pstar_rouge1"] = table.get("spearman_pstar_rouge1")
+        head[f"{key}within_rate"] = {
+            q: v["rho"] for q, v in (table.get("spearman_within_rate") or {}).items()
+        }
+    axes[0][0].set_ylabel("ROUGE-1 on held-out articles")
+    fig.suptitle(
+        f"Final ROUGE-1 vs p* (correct: ROUGE-1 >= {r['config']['correct_rouge1']:g}; "
+        f"models {init_label(r)})",
+        fontsize=10,
+    )
+    return _save(fig, out_dir, "summarize_pstar"), head
+
+
+def _pstar_panel(ax, r: dict, table: dict) -> tuple[str, str]:
+    """One (selector, rate) point per selection of ``table`` (``results.json`` or its
+    ``fixed_kept``) at (p*, ROUGE-1), with ``r``'s reference lines; returns the Spearman texts
+    (over all, within each rate)."""
     _refs(ax, r)
-    for i, (name, per_rate) in enumerate(r["selectors"].items()):
+    for i, (name, per_rate) in enumerate(table["selectors"].items()):
         st = _style_of(name, i)
         pts = sorted(
             (_num(v.get("p_star")), _num(v.get("rouge1")), float(k)) for k, v in per_rate.items()
@@ -127,24 +159,15 @@ def pstar(run_dir: str, out_dir: str):
         for p, y, rate in pts:
             ax.annotate(f"{100 * rate:g}%", (p, y), xytext=(4, 2), textcoords="offset points",
                         fontsize=6, color=st["color"])  # fmt: skip
-    rho = r.get("spearman") or {}
+    rho = table.get("spearman") or {}
     rho_txt = "n/a" if rho.get("rho") is None else f"{rho['rho']:.2f} (p = {rho['pvalue']:.2g})"
-    within = {k: v["rho"] for k, v in (r.get("spearman_within_rate") or {}).items()}
+    within = {k: v["rho"] for k, v in (table.get("spearman_within_rate") or {}).items()}
     within_txt = ", ".join(
         f"{100 * float(k):g}%: {'n/a' if v is None else f'{v:.2f}'}" for k, v in within.items()
     )
     ax.set_xlabel("measured breakdown point p* = phi / (phi + psi)")
-    ax.set_ylabel("ROUGE-1 on held-out articles")
-    ax.set_title(
-        f"Final ROUGE-1 vs p* (correct: ROUGE-1 >= {r['config']['correct_rouge1']:g}; "
-        f"models {init_label(r)})\n"
-        f"Spearman rho over all {rho.get('n', 0)} selections {rho_txt}; "
-        f"within each rate {within_txt}",
-        fontsize=9,
-    )
     ax.legend(fontsize=7, ncol=2, loc="best")
-    head = {"spearman_pstar_rouge1": r.get("spearman_pstar_rouge1"), "within_rate": within}
-    return _save(fig, out_dir, "summarize_pstar"), head
+    return f"{rho.get('n', 0)} selections {rho_txt}", within_txt
 
 
 FIGURES = {"rates": rates, "pstar": pstar}
@@ -195,7 +218,71 @@ def inits(run_dirs, out_dir: str, name: str = "summarize_inits"):
     return _save(fig, out_dir, name), head
 
 
+def coverage(run_dir: str, out_dir: str, feature: str = "count", rate: str | None = None,
+             *, fixed_kept: bool = False, name: str = "summarize_coverage"):  # fmt: skip
+    """Two panels at one selection ``rate`` (default: the run's smallest), from
+    :func:`gmmcollapse.summarize.coverage.coverage`: the share of each selector's kept
+    articles in each bin of ``feature`` beside the synthesis pool's, and each retrained
+    model's ROUGE-1 minus the generator's on the held-out articles of each bin (2 paired
+    SE). Writes ``<name>.png`` / ``.pdf``; returns (paths, the coverage dict)."""
+    from gmmcollapse.summarize.coverage import coverage as measure
+
+    _style()
+    cov = measure(run_dir, feature, fixed_kept=fixed_kept)
+    rates_ = sorted({k for v in cov["selectors"].values() for k in v}, key=float)
+    if not rates_:
+        raise ValueError(f"run_dir: {run_dir} has no selections")
+    rate = rates_[0] if rate is None else str(rate)
+    check_choice("rate", rate, rates_)
+    sels = [n for n, v in cov["selectors"].items() if rate in v]
+    bins, nb = cov["bins"], len(cov["bins"])
+    fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.6), constrained_layout=True)
+    width = 0.8 / (len(sels) + 1)
+    xs = range(nb)
+    a.bar([x - 0.4 + width / 2 for x in xs], cov["pool_share"], width, color="0.6",
+          label="synthesis pool")  # fmt: skip
+    for i, n in enumerate(sels):
+        st = _style_of(n, i)
+        v = cov["selectors"][n][rate]
+        a.bar([x - 0.4 + width * (i + 1.5) for x in xs], v["kept_share"], width,
+              color=st["color"], alpha=0.55 if n.endswith("_best_of_k") else 1.0,
+              hatch="//" if n.endswith("_best_of_k") else None, label=n)  # fmt: skip
+        b.errorbar([x + 0.06 * (i - len(sels) / 2) for x in xs], v["delta"],
+                   yerr=[2 * e for e in v["se"]], capsize=2, ms=5, lw=1.1, label=n,
+                   **st)  # fmt: skip
+    for ax in (a, b):
+        ax.set_xticks(list(xs), bins)
+        ax.set_xlabel(f"article bin by {feature.replace('_', ' ')}")
+    a.set_ylabel("share of the kept articles")
+    b.axhline(0.0, color="k", ls="--", lw=1.2)
+    b.set_ylabel("ROUGE-1 minus the generator's (points, 2 paired SE)")
+    a.legend(fontsize=7, ncol=2)
+    what = " (every selection keeping the same number)" if fixed_kept else ""
+    a.set_title(f"Which articles each selection keeps, rate {100 * float(rate):g}%{what}",
+                fontsize=9)  # fmt: skip
+    b.set_title(
+        "Held-out ROUGE-1 change per bin ("
+        + ", ".join(f"{x}: {n} articles" for x, n in zip(bins, cov["test_n"], strict=True))
+        + ")",
+        fontsize=9,
+    )
+    return _save(fig, out_dir, name), cov
+
+
+def _coverage_figure(run_dir: str, out_dir: str):
+    """``coverage`` at the smallest rate, by the key count (built-in corpus) or by the
+    reference length (a data file); headline: the kept shares and per-bin deltas."""
+    r = load_run(run_dir)
+    feature = "count" if r["config"].get("data") is None else "summary_words"
+    paths, cov = coverage(run_dir, out_dir, feature)
+    return paths, {"feature": feature, "bins": cov["bins"], "pool_share": cov["pool_share"],
+                   "selectors": cov["selectors"]}  # fmt: skip
+
+
+FIGURES["coverage"] = _coverage_figure
+
+
 def draw(name: str, run_dir: str, out_dir: str):
-    """Draw one figure by name (``rates``, ``pstar``)."""
+    """Draw one figure by name (``rates``, ``pstar``, ``coverage``)."""
     check_choice("figure", name, FIGURES)
     return FIGURES[name](run_dir, out_dir)

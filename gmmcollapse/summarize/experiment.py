@@ -45,7 +45,7 @@ import contextlib
 import dataclasses
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
@@ -203,6 +203,14 @@ class SummarizeConfig:
         pretrain_gaps: gap-sentence examples per article: its most salient sentences, each
             removed in an example of its own (:func:`~gmmcollapse.summarize.pretrain.
             gap_sentence_data`).
+        kept: ``0``, or a number ``N`` of pairs every selection also keeps, at every rate:
+            at rate ``r`` each selector chooses among the first ``ceil(N / r)`` synthesis
+            articles (nested subsets), so the rates differ in selectivity and not in the
+            amount of data. These selections are run besides the usual ones (rate x all
+            synthesis articles) and reported under ``fixed_kept`` in ``results.json``; a
+            rate where ``ceil(N / r)`` is all the articles reuses the usual selection. It
+            adds results without changing any other, so a finished run directory gains them
+            when rerun with ``kept`` set. Needs ``ceil(N / min(rates))`` synthesis articles.
 
     The old flat names (``steps``, ``width``, ``src_len``, ...) are in :data:`ALIASES`.
     """
@@ -232,6 +240,7 @@ class SummarizeConfig:
     init: str = "pretrained"
     pretrain_steps: int = 8000
     pretrain_gaps: int = 2
+    kept: int = 0
 
     def __post_init__(self):
         if self.format not in ("auto", *FORMATS):
@@ -260,6 +269,7 @@ class SummarizeConfig:
         check_choice("init", self.init, INITS)
         check_int("pretrain_steps", self.pretrain_steps, 1)
         check_int("pretrain_gaps", self.pretrain_gaps, 1)
+        check_int("kept", self.kept, 0)
         check_range("correct_rouge1", self.correct_rouge1, 0.0, 1.0)
         if not self.rates:
             raise ValueError("rates must not be empty")
@@ -289,16 +299,17 @@ class SummarizeConfig:
 
     def to_json(self) -> dict:
         """The config in the flat spelling of :data:`ALIASES` (``results.json``); the
-        pretraining fields only with ``init="pretrained"``."""
+        pretraining fields only with ``init="pretrained"``, ``kept`` only when set."""
         drop = () if self.init == "pretrained" else PRETRAIN_FIELDS
-        return flat_json(self, ALIASES, drop=drop)
+        return flat_json(self, ALIASES, drop=drop if self.kept else (*drop, "kept"))
 
     def run_json(self) -> dict:
         """What a run directory is claimed for (its ``config.json``): :meth:`to_json` without
-        ``notes`` (prose), and, with ``init="scratch"``, without ``init``: a scratch run's
-        directory is the one it was before pretraining existed, so older ones resume."""
+        ``notes`` (prose) and ``kept`` (its selections are stored apart from the others), and,
+        with ``init="scratch"``, without ``init``: a scratch run's directory is the one it was
+        before pretraining existed, so older ones resume."""
         drop = ("notes",) if self.init == "pretrained" else ("notes", "init", *PRETRAIN_FIELDS)
-        return flat_json(self, ALIASES, drop=drop)
+        return flat_json(self, ALIASES, drop=(*drop, "kept"))  # ``kept`` only adds results
 
 
 SCALES: dict[str, SummarizeConfig] = {
@@ -374,6 +385,15 @@ def make_config(scale: str = "quick", **overrides: Any) -> SummarizeConfig:
     return preset(SCALES, scale, overrides, "summarize", ALIASES)
 
 
+def config_from_json(flat: Mapping[str, Any]) -> SummarizeConfig:
+    """The config a ``results.json``'s ``"config"`` (:meth:`SummarizeConfig.to_json`) was
+    made from: the preset of its ``scale`` with every other field set (``notes`` from the
+    preset). Results from before ``init`` existed were from scratch."""
+    d = {k: tuple(v) if isinstance(v, list) else v for k, v in flat.items() if k != "notes"}
+    d.setdefault("init", "scratch")
+    return make_config(d.pop("scale"), **d)
+
+
 def strategies(cfg: SummarizeConfig) -> list[Strategy]:
     """One :class:`~gmmcollapse.pipeline.Strategy` per (selector, rate), named
     ``<selector>~<rate>`` in the order of ``cfg.selectors`` and ``cfg.rates``."""
@@ -443,10 +463,16 @@ def load_data(cfg: SummarizeConfig) -> tuple[list[dict], list[dict]]:
     return pool, test
 
 
+def _split_sizes(cfg: SummarizeConfig, n_pool: int) -> tuple[int, int, int]:
+    """(generator, verifier, synthesis) pairs of a training pool of ``n_pool``."""
+    n_gen = max(1, math.floor(cfg.gen_fraction * n_pool))
+    n_ver = max(1, math.floor(cfg.verifier_fraction * n_pool))
+    return n_gen, n_ver, n_pool - n_gen - n_ver
+
+
 def _split_pool(cfg: SummarizeConfig, pool: list[dict]) -> dict[str, list[dict]]:
     order = np.random.default_rng(cfg.seed + 1).permutation(len(pool))
-    n_gen = max(1, math.floor(cfg.gen_fraction * len(pool)))
-    n_ver = max(1, math.floor(cfg.verifier_fraction * len(pool)))
+    n_gen, n_ver, _ = _split_sizes(cfg, len(pool))
     if n_gen + n_ver >= len(pool):
         raise ValueError(f"a training pool of {len(pool)} pairs is too small to split")
     parts = np.split(order, [n_gen, n_gen + n_ver])
@@ -620,10 +646,14 @@ def run(cfg: SummarizeConfig, out: str, *, progress: bool = True, log=print) -> 
                                       "vs_generator": {"delta", "se"}}}},
          "spearman_pstar_rouge1": rho, "spearman": {"rho", "pvalue", "n"},
          "spearman_within_rate": {RATE: {"rho", "pvalue", "n"}},
+         "fixed_kept": null | {"kept", "articles": {RATE: ceil(kept / rate)}, "selectors",
+                               "spearman_pstar_rouge1", "spearman", "spearman_within_rate"},
          "sizes": {"pool", "gen", "verifier", "syn", "test"}, "timing": {stage: seconds}}
 
-    ``pretrained_base`` is the base itself summarizing the held-out articles, before any
-    fine-tuning (it was only taught to write a sentence missing from an article).
+    ``fixed_kept`` (with ``cfg.kept``): the same selectors, each keeping ``kept`` pairs at
+    every rate (see :class:`SummarizeConfig`). ``pretrained_base`` is the base itself
+    summarizing the held-out articles, before any fine-tuning (it was only taught to write a
+    sentence missing from an article).
     ROUGE values are mean F-measures (fractions) on the held-out pairs; RATE keys are strings
     such as ``"0.125"``; ``correct`` is the fraction with ROUGE-1 >= ``correct_rouge1``;
     ``vs_generator`` is the paired ROUGE-1 difference to the generator and its standard error.
@@ -633,6 +663,8 @@ def run(cfg: SummarizeConfig, out: str, *, progress: bool = True, log=print) -> 
     :class:`gmmcollapse._runs.StageTimes`).
     """
     check_data_source(cfg)  # before the run directory is claimed or anything computed
+    if cfg.kept and cfg.data is None:  # the built-in corpus's split is known before it is made
+        fixed_kept_sizes(cfg, _split_sizes(cfg, cfg.n_pairs)[2])
     out = os.path.abspath(out)
     rundir = claim_run(out, cfg.run_json())
     log = log or (lambda *a, **k: None)
@@ -652,6 +684,7 @@ def run(cfg: SummarizeConfig, out: str, *, progress: bool = True, log=print) -> 
         dom = SummarizeDomain(cfg, tok, test, refs, out, progress, on_progress=times.commit)
     sizes = {"pool": len(pool), "test": len(test)} | {k: len(v) for k, v in parts.items()}
     log(f"data: {sizes}, vocabulary {tok.vocab_size}")
+    fixed = fixed_kept_sizes(cfg, len(syn)) if cfg.kept else None  # refused before training
 
     base = base_eval = pretrain = None
     if cfg.init == "pretrained":
@@ -698,21 +731,54 @@ def run(cfg: SummarizeConfig, out: str, *, progress: bool = True, log=print) -> 
             cand[p]["oracle_best_rouge1"] = float(t["oracle"].max(axis=1).mean())
     log(f"candidates: {cand}")
 
+    rounds = partial(run_rounds, dom, generator, inputs, strats, jax.random.key(cfg.seed),
+                     rounds=cfg.rounds, data=cfg.round_data, store=out, candidates=pools,
+                     scores=tables, log=log)  # fmt: skip
     with times.stage("retrain"):
-        per_round = run_rounds(
-            dom,
-            generator,
-            inputs,
-            strats,
-            jax.random.key(cfg.seed),
-            rounds=cfg.rounds,
-            data=cfg.round_data,
-            store=out,
-            candidates=pools,
-            scores=tables,
-            log=log,
-        )
+        per_round = rounds()
+    table = _selector_table(cfg, out, strats, per_round)
+    fixed_kept = None
+    if fixed is not None:
+        with times.stage("retrain_fixed_kept"):
+            per_round_fixed = rounds(sizes={s.name: fixed[rate_key(s.rate)] for s in strats})
+        fixed_kept = {"kept": cfg.kept, "articles": fixed}
+        fixed_kept |= _selector_table(cfg, out, strats, per_round_fixed)
+    results = {
+        "config": cfg.to_json(),
+        "init": cfg.init,
+        "pretrain": pretrain,
+        "pretrained_base": base_eval,
+        "generator": gen_eval,
+        "human_full": human_eval,
+        "verifier_model": ver_eval,
+        "candidates": cand,
+        **table,
+        "fixed_kept": fixed_kept,
+        "sizes": sizes,
+        "timing": times.as_dict(),
+    }
+    store.write_json(rundir.file("results.json"), results)
+    return finite(results)
 
+
+def fixed_kept_sizes(cfg: SummarizeConfig, n_syn: int | None) -> dict[str, int]:
+    """Per rate key, how many synthesis articles (the first ``ceil(kept / rate)``) a selector
+    chooses among so that it keeps exactly ``cfg.kept`` pairs; a ``ValueError`` naming
+    ``kept`` when ``n_syn`` articles are too few for the smallest rate (``None``: not
+    known yet, unchecked)."""
+    need = {rate_key(r): math.ceil(cfg.kept / r - 1e-9) for r in cfg.rates}
+    if n_syn is not None and max(need.values()) > n_syn:
+        top = math.floor(n_syn * min(cfg.rates) + 1e-9)
+        raise ValueError(
+            f"kept must be in [0, {top}] for {n_syn} synthesis articles at rate "
+            f"{min(cfg.rates):g} (it selects among kept / rate of them), got {cfg.kept}"
+        )
+    return need
+
+
+def _selector_table(cfg: SummarizeConfig, out: str, strats, per_round) -> dict:
+    """``results.json``'s ``selectors``, ``spearman_pstar_rouge1``, ``spearman`` and
+    ``spearman_within_rate`` of one :func:`~gmmcollapse.pipeline.run_rounds` result."""
     selectors: dict[str, dict] = {}
     metrics = (*ROUGE_TYPES, "correct")
     for s in strats:  # in round r > 1, the ROUGE-1 of the selector's model in each round
@@ -723,29 +789,13 @@ def run(cfg: SummarizeConfig, out: str, *, progress: bool = True, log=print) -> 
     flat = [v for d in selectors.values() for v in d.values()]
     rho = spearman([_num(v["p_star"]) for v in flat], [_num(v["rouge1"]) for v in flat])
     # at one rate every selector keeps the same number of articles, so only the quality of
-    # the selection differs; across rates the amount of data also changes
+    # the selection differs; across rates the amount of data also changes (unless ``kept``)
     within = {}
     for rate in (rate_key(r) for r in cfg.rates):
         pts = [d[rate] for d in selectors.values() if rate in d]
         within[rate] = spearman([_num(v["p_star"]) for v in pts], [_num(v["rouge1"]) for v in pts])
-    results = {
-        "config": cfg.to_json(),
-        "init": cfg.init,
-        "pretrain": pretrain,
-        "pretrained_base": base_eval,
-        "generator": gen_eval,
-        "human_full": human_eval,
-        "verifier_model": ver_eval,
-        "candidates": cand,
-        "selectors": selectors,
-        "spearman_pstar_rouge1": rho["rho"],
-        "spearman": rho,
-        "spearman_within_rate": within,
-        "sizes": sizes,
-        "timing": times.as_dict(),
-    }
-    store.write_json(rundir.file("results.json"), results)
-    return finite(results)
+    return {"selectors": selectors, "spearman_pstar_rouge1": rho["rho"], "spearman": rho,
+            "spearman_within_rate": within}  # fmt: skip
 
 
 def _num(v) -> float:
@@ -792,6 +842,17 @@ def describe(cfg: SummarizeConfig) -> str:
             f"{cfg.pretrain_steps} steps x {tc.batch_size}: {pre / 1e15:.3g} PFLOP, "
             f"{_gpu_time(pre)} on {gpu}"
         )
+    if cfg.kept:  # a data file's synthesis articles are known once it is read
+        n_syn = None if cfg.data is not None else _split_sizes(cfg, cfg.n_pairs)[2]
+        need = fixed_kept_sizes(cfg, n_syn)
+        extra = [k for k, m in need.items() if n_syn is None or m < n_syn]
+        n_models += len(cfg.selectors) * len(extra) * cfg.rounds
+        lines.append(
+            f"  fixed kept: every selector also keeps exactly {cfg.kept} pairs at each rate, "
+            "choosing among the first "
+            + ", ".join(f"{m} articles at {k}" for k, m in need.items())
+            + f": {len(cfg.selectors) * len(extra) * cfg.rounds} more models"
+        )
     how = "fine-tuned from the base" if cfg.init == "pretrained" else "from scratch"
     total = tc.batch_size * tc.steps * n_models * fl["train"]
     lines.append(
@@ -824,7 +885,20 @@ def report(res: dict) -> str:
         m = res.get(k)
         if m is not None:
             lines.append(f"  {k:<22}{m['rouge1']:8.4f}{m['rouge2']:8.4f}{m['rougeL']:8.4f}")
-    lines.append(f"  {'selector':<22}{'rate':>6}{'p*':>7}{'kept':>8}{'ROUGE-1':>9}{'vs gen':>16}")
+    lines += _report_table(res)
+    fixed = res.get("fixed_kept")
+    if fixed:
+        lines.append(
+            f"every selection keeping {fixed['kept']} pairs (at each rate among the first "
+            + ", ".join(f"{m} articles at {k}" for k, m in fixed["articles"].items())
+            + ")"
+        )
+        lines += _report_table(fixed)
+    return "\n".join(lines)
+
+
+def _report_table(res: dict) -> list[str]:
+    lines = [f"  {'selector':<22}{'rate':>6}{'p*':>7}{'kept':>8}{'ROUGE-1':>9}{'vs gen':>16}"]
     for name, per_rate in res["selectors"].items():
         for rate, v in per_rate.items():
             ps, r1, d = v.get("p_star"), v.get("rouge1"), v.get("vs_generator")
@@ -841,4 +915,4 @@ def report(res: dict) -> str:
         lines.append(
             f"    at rate {rate}: {w.get('rho')} (p = {w.get('pvalue')}, n = {w.get('n')})"
         )
-    return "\n".join(lines)
+    return lines

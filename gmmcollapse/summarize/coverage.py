@@ -1,0 +1,198 @@
+"""Which articles a selection keeps, and where the model retrained on it gains or loses.
+
+p* = phi / (phi + psi) measures how *correct* the kept summaries are. It does not see *which*
+articles they are of. A selector that keeps only the summaries its generator is sure of can
+keep almost only correct ones (p* near 1) and still teach the retrained model nothing about
+the articles it left out. This module measures that from a finished run directory, without
+training anything:
+
+* per (selector, rate), the share of the kept articles in each bin of an article feature,
+  against the synthesis pool's share;
+* per bin of the held-out articles, the retrained model's ROUGE-1 minus the generator's, with
+  its paired standard error. The bins' deltas, weighted by their article counts, average to
+  the run's ``vs_generator`` delta.
+
+Features (:data:`FEATURES`):
+
+* ``count``: the key event's count, 1-9 / 10-99 / 100 and more (built-in corpus only: the
+  count is what the generator most often gets wrong, and a larger count is more tokens to
+  copy or convert);
+* ``summary_words``: the length of the reference summary in words, in three bins at the
+  synthesis pool's terciles (any corpus).
+
+The selections are recomputed from the run's score tables with the run's keys
+(:func:`gmmcollapse.pipeline.selection_key`), and their measured phi, psi and number kept are
+checked against what the run recorded, so a run directory that does not match its results is
+refused.
+
+``python figures/summarize_coverage.py RUN_DIR`` prints the table and draws the figure
+(:func:`gmmcollapse.plots.summarize.coverage`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+
+import jax
+import numpy as np
+
+from gmmcollapse import feedback
+from gmmcollapse._runs import safe_tag
+from gmmcollapse._validate import check_choice
+from gmmcollapse.pipeline import select, selection_key, subset
+from gmmcollapse.summarize.corpus import make_corpus
+from gmmcollapse.theory.basic import in_float64
+
+__all__ = ["FEATURES", "coverage", "report"]
+
+#: article features :func:`coverage` bins by
+FEATURES = ("count", "summary_words")
+
+
+def _load(run_dir: str):
+    from gmmcollapse.summarize import experiment as E  # JAX models: imported when used
+
+    path = os.path.join(run_dir, "results.json")
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"run_dir: no results.json in {run_dir} (run it first)")
+    with open(path) as f:
+        res = json.load(f)
+    return E, E.config_from_json(res["config"]), res
+
+
+def _features(feature: str, pairs: list[dict], cfg, syn_words=None) -> tuple[np.ndarray, list]:
+    """Per pair, its bin index under ``feature``, and the bins' labels."""
+    if feature == "count":
+        counts = np.array([p["facts"]["count"] for p in pairs])
+        return np.digitize(counts, [10, 100]), ["1-9", "10-99", "100+"]
+    words = np.array([len(p["summary"].split()) for p in pairs])
+    cuts = np.quantile(syn_words if syn_words is not None else words, [1 / 3, 2 / 3])
+    lo, hi = int(np.floor(cuts[0])), int(np.floor(cuts[1]))
+    if hi <= lo:  # ties: two bins, or one
+        hi = lo + 1
+    mid = f"{hi}" if hi == lo + 1 else f"{lo + 1}-{hi}"
+    labels = [f"<= {lo} words", f"{mid} words", f"> {hi} words"]
+    return np.digitize(words, [lo + 0.5, hi + 0.5]), labels
+
+
+def _means(x: np.ndarray, bins: np.ndarray, nb: int, normalize: bool = False) -> list[float]:
+    """Per bin, the mean of ``x`` (``normalize``: the bin's share of all); NaN where empty."""
+    if normalize:
+        return [float(np.mean(bins == i)) if bins.size else float("nan") for i in range(nb)]
+    return [float(x[bins == i].mean()) if np.any(bins == i) else float("nan") for i in range(nb)]
+
+
+@in_float64  # as the run selected: random selections draw float64 numbers there
+def coverage(run_dir: str, feature: str = "count", *, fixed_kept: bool = False) -> dict:
+    """The coverage of every round-0 selection of the summarize run in ``run_dir``.
+
+    Args:
+        run_dir: a finished ``gmmcollapse summarize`` run directory.
+        feature: one of :data:`FEATURES` (``count`` needs the built-in corpus).
+        fixed_kept: the selections of ``results.json``'s ``fixed_kept`` (a run with ``kept``)
+            instead of the usual ones.
+
+    Returns:
+        ``{"feature", "bins": [label], "pool_share": [share], "test_n": [articles],
+        "generator_correct": [fraction], "selectors": {NAME: {RATE: {"n_selected",
+        "kept_share": [share], "delta": [points], "se": [points]}}}}``: per bin, the share of
+        the synthesis pool and of each selection's kept articles, the held-out articles,
+        the generator's share of correct summaries, and each retrained model's ROUGE-1
+        minus the generator's in points with its paired standard error.
+
+    Raises:
+        ValueError: a ``feature`` not in :data:`FEATURES`, ``count`` with a data file,
+            ``fixed_kept`` for a run without it, or a recomputed selection that does not
+            keep what the run recorded.
+    """
+    check_choice("feature", feature, FEATURES)
+    E, cfg, res = _load(run_dir)
+    if feature == "count" and cfg.data is not None:
+        raise ValueError(
+            f"feature 'count' needs the built-in corpus; this run read {cfg.data!r}: use "
+            "feature='summary_words'"
+        )
+    table = res.get("fixed_kept") if fixed_kept else res
+    if not table:
+        raise ValueError(f"fixed_kept: the run in {run_dir} has no fixed_kept results")
+    if cfg.data is None:  # the same pairs as the run, with the facts the grammar drew
+        pairs = make_corpus(cfg.n_pairs + cfg.n_test, cfg.seed, with_facts=True)
+        pool, test = pairs[: cfg.n_pairs], pairs[cfg.n_pairs :]
+    else:
+        pool, test = E.load_data(cfg)
+    syn = E._split_pool(cfg, pool)["syn"]
+    syn_words = np.array([len(p["summary"].split()) for p in syn])
+    b_syn, labels = _features(feature, syn, cfg, syn_words)
+    b_test, _ = _features(feature, test, cfg, syn_words)
+    nb = len(labels)
+    share = lambda b: _means(np.ones(b.size), b, nb, normalize=True)
+    gen = np.load(os.path.join(run_dir, "eval", "generator.npy")).astype(np.float64)
+    tables = {p: dict(np.load(os.path.join(run_dir, f"scores_{p}.npz"))) for p in ("greedy", "beam")
+              if os.path.exists(os.path.join(run_dir, f"scores_{p}.npz"))}  # fmt: skip
+    key = jax.random.key(cfg.seed)
+    out: dict[str, dict] = {}
+    for s in E.strategies(cfg):
+        sel_name, rate = s.name.split("~")
+        row = (table["selectors"].get(sel_name) or {}).get(rate)
+        if row is None:
+            continue
+        m = table["articles"][rate] if fixed_kept else len(syn)
+        sub = subset(tables[s.pool], m)
+        sel = select(s, sub, selection_key(key, s.name))
+        kept = np.asarray(sel.mask).any(axis=1)
+        with warnings.catch_warnings():  # undefined rates were recorded as such (null)
+            warnings.simplefilter("ignore", RuntimeWarning)
+            rates = feedback.measure(sel, sub["correct"])
+        got = {k: float(np.asarray(getattr(rates, k))) for k in ("phi", "psi", "n_selected")}
+        want = {k: float("nan") if row[k] is None else float(row[k]) for k in got}
+        if not all(np.isclose(got[k], want[k], rtol=1e-12, equal_nan=True) for k in got):
+            raise ValueError(
+                f"{s.name}: the recomputed selection measures {got}, the run recorded {want}: "
+                f"{run_dir} does not match its results"
+            )
+        path = os.path.join(run_dir, "eval", f"{safe_tag(f'{s.name}@{m}')}.npy")
+        d = 100 * (np.load(path).astype(np.float64) - gen)
+        delta, se = [], []
+        for i in range(nb):
+            x = d[b_test == i]
+            delta.append(float(x.mean()) if x.size else float("nan"))
+            se.append(float(x.std(ddof=1) / np.sqrt(x.size)) if x.size > 1 else float("nan"))
+        out.setdefault(sel_name, {})[rate] = {
+            "n_selected": int(kept.sum()),
+            "kept_share": share(b_syn[:m][kept]),
+            "delta": delta,
+            "se": se,
+        }
+    correct = (gen >= cfg.correct_rouge1).astype(np.float64)
+    return {
+        "feature": feature,
+        "bins": labels,
+        "pool_share": share(b_syn),
+        "test_n": [int(np.sum(b_test == i)) for i in range(nb)],
+        "generator_correct": _means(correct, b_test, nb),
+        "selectors": out,
+    }
+
+
+def report(cov: dict) -> str:
+    """:func:`coverage`'s result as a text table."""
+    labels = cov["bins"]
+    w = max(10, *(len(x) for x in labels))
+    lines = [
+        f"coverage by {cov['feature']}: bins " + ", ".join(labels),
+        f"  {'pool share':<28}" + "".join(f"{x:>{w}.2f}" for x in cov["pool_share"]),
+        f"  {'held-out articles':<28}" + "".join(f"{x:>{w}d}" for x in cov["test_n"]),
+        f"  {'generator correct':<28}" + "".join(f"{x:>{w}.2f}" for x in cov["generator_correct"]),
+        f"  {'selector @ rate':<28}kept share per bin | ROUGE-1 vs generator per bin (points)",
+    ]
+    for name, per_rate in cov["selectors"].items():
+        for rate, v in per_rate.items():
+            lines.append(
+                f"  {name + ' @ ' + rate:<28}"
+                + "".join(f"{x:>{w}.2f}" for x in v["kept_share"])
+                + " |"
+                + "".join(f"{d:+8.2f} ± {e:.2f}" for d, e in zip(v["delta"], v["se"], strict=True))
+            )
+    return "\n".join(lines)
