@@ -335,8 +335,10 @@ def run_rounds(
         candidates, scores: round 0's precomputed pools and score tables.
         sizes: per strategy name, the number ``m`` of inputs it selects from in every round:
             the first ``m`` (default: all of them). E.g. a ``top_fraction`` strategy at rate
-            ``r`` with ``m = ceil(N / r)`` keeps exactly ``N`` examples, so strategies at
-            different rates train on equally many. Later rounds synthesize on those ``m``
+            ``r`` with ``m = ceil(N / r)`` keeps exactly ``N`` examples (the kernel counts
+            ``floor(r m)`` in the caller's precision: float64 gives exactly ``N``; float32 can
+            give ``N - 1`` for some ``r``), so strategies at different rates train on equally
+            many. Later rounds synthesize on those ``m``
             only. Results are stored per (strategy, m), so one store holds runs of one
             strategy at several sizes.
         log: ``print``-like, one line per trained model.
@@ -361,6 +363,15 @@ def run_rounds(
         last = r + 1 == rounds
         common = {"keep_models": not last, "keep_data": accumulate and not last}
         if r == 0:
+            batch = draw(0)
+            if len({sizes.get(s.name) for s in strategies}) > 1:  # synthesize, score once
+                pools = {s.pool for s in strategies}
+                candidates = dict(candidates or {})
+                missing = pools - set(candidates)
+                if missing:
+                    candidates |= domain.synthesize(generator, batch, missing)
+                scores = dict(scores or {})
+                scores |= {p: domain.scores(batch, p, candidates[p]) for p in pools - set(scores)}
             results = {}
             groups: dict[int | None, list[Strategy]] = {}  # one call per size, in order
             for s in strategies:
@@ -369,7 +380,7 @@ def run_rounds(
                 res = run_round(
                     domain,
                     generator,
-                    draw(0),
+                    batch,
                     group,
                     key,
                     sizes=None if m is None else [m],

@@ -574,7 +574,11 @@ def test_run_rounds_sizes_select_among_the_first_m_inputs(tmp_path):
             np.testing.assert_array_equal(dict(dom.trained)[tag]["y"], want["y"], err_msg=tag)
             if s.rule != "prune":
                 assert got.rates["n_selected"] == m // 2
-    # round 2 synthesizes on the strategy's m inputs only
+    # round 1 synthesizes once for every size; round 2 on each strategy's m inputs only
+    assert len(dom.synthesized) == 1 + len(strats) and dom.synthesized[0] == (
+        "gen0",
+        {"greedy", "beam"},
+    )
     assert [len(t["inputs"]["x"]) for t in dom.training_sets[-3:]] == [4, 6, 8]
     assert os.path.exists(tmp_path / "strategies" / "top@4.json")
     assert os.path.exists(tmp_path / "round2" / "rand" / "rand@6.json")

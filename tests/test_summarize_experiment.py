@@ -15,6 +15,7 @@ import shutil
 import numpy as np
 import pytest
 
+from gmmcollapse import store
 from gmmcollapse.cli import main
 from gmmcollapse.models import score
 from gmmcollapse.plots import summarize as plots
@@ -392,6 +393,7 @@ def test_kept_adds_selections_of_one_size_to_a_finished_run(smoke_run, tmp_path,
         assert per_rate["0.5"] != r["selectors"][name]["0.5"], name
     assert fixed["spearman"]["n"] == 21
     cov = coverage(str(out), fixed_kept=True)  # recomputes the fixed-size selections
+    assert fixed["coverage"] == json.loads(store.dumps(cov))
     assert {n: {q: v["n_selected"] for q, v in d.items()} for n, d in cov["selectors"].items()} \
         == {n: dict.fromkeys(d, kept) for n, d in fixed["selectors"].items()}  # fmt: skip
     assert os.path.exists(out / "strategies" / f"oracle~0.5@{n_syn // 4}.json")
@@ -433,6 +435,8 @@ def test_coverage_recomputes_the_runs_selections(smoke_run, feature):
             want = 100 * r["selectors"][name][rate]["vs_generator"]["delta"]
             assert np.dot(w, d) / w.sum() == pytest.approx(want, abs=1e-9), (name, rate)
     assert "random @ 0.125" in report(cov)
+    if feature == "count":  # the run stored the same, computed while it ran
+        assert r["coverage"] == json.loads(store.dumps(cov))
 
 
 def test_coverage_refuses_a_run_that_does_not_match_its_results(smoke_run, tmp_path):

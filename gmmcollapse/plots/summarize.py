@@ -218,17 +218,25 @@ def inits(run_dirs, out_dir: str, name: str = "summarize_inits"):
     return _save(fig, out_dir, name), head
 
 
-def coverage(run_dir: str, out_dir: str, feature: str = "count", rate: str | None = None,
+def coverage(run_dir: str, out_dir: str, feature: str | None = None, rate: str | None = None,
              *, fixed_kept: bool = False, name: str = "summarize_coverage"):  # fmt: skip
-    """Two panels at one selection ``rate`` (default: the run's smallest), from
-    :func:`gmmcollapse.summarize.coverage.coverage`: the share of each selector's kept
+    """Two panels at one selection ``rate`` (default: the run's smallest), from the run's
+    coverage (:mod:`gmmcollapse.summarize.coverage`): the share of each selector's kept
     articles in each bin of ``feature`` beside the synthesis pool's, and each retrained
     model's ROUGE-1 minus the generator's on the held-out articles of each bin (2 paired
-    SE). Writes ``<name>.png`` / ``.pdf``; returns (paths, the coverage dict)."""
+    SE). Drawn from ``results.json``'s ``coverage`` (or ``fixed_kept.coverage``) when it has
+    ``feature`` (default: the one it has); otherwise recomputed from the run directory.
+    Writes ``<name>.png`` / ``.pdf``; returns (paths, the coverage dict)."""
     from gmmcollapse.summarize.coverage import coverage as measure
 
+    r = load_run(run_dir)
+    stored = ((r.get("fixed_kept") or {}) if fixed_kept else r).get("coverage")
+    if stored is not None and feature in (None, stored["feature"]):
+        cov = stored
+    else:  # another feature, or a run from before coverage was stored
+        cov = measure(run_dir, feature, fixed_kept=fixed_kept)
+    feature = cov["feature"]
     _style()
-    cov = measure(run_dir, feature, fixed_kept=fixed_kept)
     rates_ = sorted({k for v in cov["selectors"].values() for k in v}, key=float)
     if not rates_:
         raise ValueError(f"run_dir: {run_dir} has no selections")
@@ -239,16 +247,18 @@ def coverage(run_dir: str, out_dir: str, feature: str = "count", rate: str | Non
     fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4.6), constrained_layout=True)
     width = 0.8 / (len(sels) + 1)
     xs = range(nb)
-    a.bar([x - 0.4 + width / 2 for x in xs], cov["pool_share"], width, color="0.6",
+    a.bar([x - 0.4 + width / 2 for x in xs], [_num(x) for x in cov["pool_share"]], width,
+          color="0.6",
           label="synthesis pool")  # fmt: skip
     for i, n in enumerate(sels):
         st = _style_of(n, i)
         v = cov["selectors"][n][rate]
-        a.bar([x - 0.4 + width * (i + 1.5) for x in xs], v["kept_share"], width,
+        a.bar([x - 0.4 + width * (i + 1.5) for x in xs], [_num(x) for x in v["kept_share"]],
+              width,
               color=st["color"], alpha=0.55 if n.endswith("_best_of_k") else 1.0,
               hatch="//" if n.endswith("_best_of_k") else None, label=n)  # fmt: skip
-        b.errorbar([x + 0.06 * (i - len(sels) / 2) for x in xs], v["delta"],
-                   yerr=[2 * e for e in v["se"]], capsize=2, ms=5, lw=1.1, label=n,
+        b.errorbar([x + 0.06 * (i - len(sels) / 2) for x in xs], [_num(x) for x in v["delta"]],
+                   yerr=[2 * _num(e) for e in v["se"]], capsize=2, ms=5, lw=1.1, label=n,
                    **st)  # fmt: skip
     for ax in (a, b):
         ax.set_xticks(list(xs), bins)
@@ -270,13 +280,14 @@ def coverage(run_dir: str, out_dir: str, feature: str = "count", rate: str | Non
 
 
 def _coverage_figure(run_dir: str, out_dir: str):
-    """``coverage`` at the smallest rate, by the key count (built-in corpus) or by the
-    reference length (a data file); headline: the kept shares and per-bin deltas."""
-    r = load_run(run_dir)
-    feature = "count" if r["config"].get("data") is None else "summary_words"
-    paths, cov = coverage(run_dir, out_dir, feature)
-    return paths, {"feature": feature, "bins": cov["bins"], "pool_share": cov["pool_share"],
-                   "selectors": cov["selectors"]}  # fmt: skip
+    """``coverage`` at the smallest rate, by the feature the run stored (the key count for the
+    built-in corpus, the reference length for a data file); headline: the kept shares at
+    that rate."""
+    paths, cov = coverage(run_dir, out_dir)
+    rate = min((k for v in cov["selectors"].values() for k in v), key=float)
+    kept = {n: v[rate]["kept_share"] for n, v in cov["selectors"].items() if rate in v}
+    return paths, {"feature": cov["feature"], "rate": rate, "bins": cov["bins"],
+                   "pool_share": cov["pool_share"], "kept_share": kept}  # fmt: skip
 
 
 FIGURES["coverage"] = _coverage_figure

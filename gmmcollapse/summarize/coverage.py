@@ -8,9 +8,13 @@ training anything:
 
 * per (selector, rate), the share of the kept articles in each bin of an article feature,
   against the synthesis pool's share;
-* per bin of the held-out articles, the retrained model's ROUGE-1 minus the generator's, with
-  its paired standard error. The bins' deltas, weighted by their article counts, average to
-  the run's ``vs_generator`` delta.
+* per bin of the held-out articles, the retrained model's ROUGE-1 minus the generator's in
+  points, with its paired standard error. The bins' deltas, weighted by their article counts,
+  average to the run's ``vs_generator`` delta (x 100).
+
+A run computes it at its end (:func:`measure`, stored in ``results.json`` as ``coverage``,
+and as ``fixed_kept.coverage``); :func:`coverage` recomputes it from a run directory, for any
+feature.
 
 Features (:data:`FEATURES`):
 
@@ -21,9 +25,10 @@ Features (:data:`FEATURES`):
   synthesis pool's terciles (any corpus).
 
 The selections are recomputed from the run's score tables with the run's keys
-(:func:`gmmcollapse.pipeline.selection_key`), and their measured phi, psi and number kept are
-checked against what the run recorded, so a run directory that does not match its results is
-refused.
+(:func:`gmmcollapse.pipeline.selection_key`), in float64 as the run made them, and their
+measured phi, psi and number kept are checked against what the run recorded, so a run
+directory that does not match its results is refused (a different selection with the same
+three numbers would pass; the run keeps no masks).
 
 ``python figures/summarize_coverage.py RUN_DIR`` prints the table and draws the figure
 (:func:`gmmcollapse.plots.summarize.coverage`).
@@ -45,7 +50,7 @@ from gmmcollapse.pipeline import select, selection_key, subset
 from gmmcollapse.summarize.corpus import make_corpus
 from gmmcollapse.theory.basic import in_float64
 
-__all__ = ["FEATURES", "coverage", "report"]
+__all__ = ["FEATURES", "coverage", "default_feature", "measure", "report", "run_pairs"]
 
 #: article features :func:`coverage` bins by
 FEATURES = ("count", "summary_words")
@@ -84,45 +89,38 @@ def _means(x: np.ndarray, bins: np.ndarray, nb: int, normalize: bool = False) ->
     return [float(x[bins == i].mean()) if np.any(bins == i) else float("nan") for i in range(nb)]
 
 
+def default_feature(cfg) -> str:
+    """``count`` for the built-in corpus, ``summary_words`` for a data file."""
+    return "count" if cfg.data is None else "summary_words"
+
+
+def run_pairs(cfg) -> tuple[list[dict], list[dict]]:
+    """``(synthesis, held-out)`` pairs of the run ``cfg`` describes, in the run's order; for
+    the built-in corpus with the ``facts`` the grammar drew (:func:`make_corpus`)."""
+    from gmmcollapse.summarize import experiment as E
+
+    if cfg.data is None:  # the same pairs as the run (make_corpus is deterministic)
+        pairs = make_corpus(cfg.n_pairs + cfg.n_test, cfg.seed, with_facts=True)
+        pool, test = pairs[: cfg.n_pairs], pairs[cfg.n_pairs :]
+    else:
+        pool, test = E.load_data(cfg)
+    return E._split_pool(cfg, pool)["syn"], test
+
+
 @in_float64  # as the run selected: random selections draw float64 numbers there
-def coverage(run_dir: str, feature: str = "count", *, fixed_kept: bool = False) -> dict:
-    """The coverage of every round-0 selection of the summarize run in ``run_dir``.
+def measure(cfg, run_dir: str, table: dict, syn: list[dict], test: list[dict],
+            feature: str) -> dict:  # fmt: skip
+    """:func:`coverage` of the selections in ``table`` (``results.json`` or its
+    ``fixed_kept``: ``selectors`` and, for ``fixed_kept``, ``articles``) of the run ``cfg``
+    in ``run_dir``, given its synthesis and held-out pairs (``facts`` needed for ``count``)."""
+    from gmmcollapse.summarize import experiment as E
 
-    Args:
-        run_dir: a finished ``gmmcollapse summarize`` run directory.
-        feature: one of :data:`FEATURES` (``count`` needs the built-in corpus).
-        fixed_kept: the selections of ``results.json``'s ``fixed_kept`` (a run with ``kept``)
-            instead of the usual ones.
-
-    Returns:
-        ``{"feature", "bins": [label], "pool_share": [share], "test_n": [articles],
-        "generator_correct": [fraction], "selectors": {NAME: {RATE: {"n_selected",
-        "kept_share": [share], "delta": [points], "se": [points]}}}}``: per bin, the share of
-        the synthesis pool and of each selection's kept articles, the held-out articles,
-        the generator's share of correct summaries, and each retrained model's ROUGE-1
-        minus the generator's in points with its paired standard error.
-
-    Raises:
-        ValueError: a ``feature`` not in :data:`FEATURES`, ``count`` with a data file,
-            ``fixed_kept`` for a run without it, or a recomputed selection that does not
-            keep what the run recorded.
-    """
     check_choice("feature", feature, FEATURES)
-    E, cfg, res = _load(run_dir)
     if feature == "count" and cfg.data is not None:
         raise ValueError(
             f"feature 'count' needs the built-in corpus; this run read {cfg.data!r}: use "
             "feature='summary_words'"
         )
-    table = res.get("fixed_kept") if fixed_kept else res
-    if not table:
-        raise ValueError(f"fixed_kept: the run in {run_dir} has no fixed_kept results")
-    if cfg.data is None:  # the same pairs as the run, with the facts the grammar drew
-        pairs = make_corpus(cfg.n_pairs + cfg.n_test, cfg.seed, with_facts=True)
-        pool, test = pairs[: cfg.n_pairs], pairs[cfg.n_pairs :]
-    else:
-        pool, test = E.load_data(cfg)
-    syn = E._split_pool(cfg, pool)["syn"]
     syn_words = np.array([len(p["summary"].split()) for p in syn])
     b_syn, labels = _features(feature, syn, cfg, syn_words)
     b_test, _ = _features(feature, test, cfg, syn_words)
@@ -132,13 +130,14 @@ def coverage(run_dir: str, feature: str = "count", *, fixed_kept: bool = False) 
     tables = {p: dict(np.load(os.path.join(run_dir, f"scores_{p}.npz"))) for p in ("greedy", "beam")
               if os.path.exists(os.path.join(run_dir, f"scores_{p}.npz"))}  # fmt: skip
     key = jax.random.key(cfg.seed)
+    articles = table.get("articles")
     out: dict[str, dict] = {}
     for s in E.strategies(cfg):
         sel_name, rate = s.name.split("~")
         row = (table["selectors"].get(sel_name) or {}).get(rate)
         if row is None:
             continue
-        m = table["articles"][rate] if fixed_kept else len(syn)
+        m = articles[rate] if articles else len(syn)
         sub = subset(tables[s.pool], m)
         sel = select(s, sub, selection_key(key, s.name))
         kept = np.asarray(sel.mask).any(axis=1)
@@ -152,13 +151,14 @@ def coverage(run_dir: str, feature: str = "count", *, fixed_kept: bool = False) 
                 f"{s.name}: the recomputed selection measures {got}, the run recorded {want}: "
                 f"{run_dir} does not match its results"
             )
+        delta, se = [float("nan")] * nb, [float("nan")] * nb
         path = os.path.join(run_dir, "eval", f"{safe_tag(f'{s.name}@{m}')}.npy")
-        d = 100 * (np.load(path).astype(np.float64) - gen)
-        delta, se = [], []
-        for i in range(nb):
-            x = d[b_test == i]
-            delta.append(float(x.mean()) if x.size else float("nan"))
-            se.append(float(x.std(ddof=1) / np.sqrt(x.size)) if x.size > 1 else float("nan"))
+        if row.get("vs_generator") is not None:  # no model when nothing was selected
+            d = 100 * (np.load(path).astype(np.float64) - gen)
+            for i in range(nb):
+                x = d[b_test == i]
+                delta[i] = float(x.mean()) if x.size else float("nan")
+                se[i] = float(x.std(ddof=1) / np.sqrt(x.size)) if x.size > 1 else float("nan")
         out.setdefault(sel_name, {})[rate] = {
             "n_selected": int(kept.sum()),
             "kept_share": share(b_syn[:m][kept]),
@@ -174,6 +174,47 @@ def coverage(run_dir: str, feature: str = "count", *, fixed_kept: bool = False) 
         "generator_correct": _means(correct, b_test, nb),
         "selectors": out,
     }
+
+
+def coverage(run_dir: str, feature: str | None = None, *, fixed_kept: bool = False) -> dict:
+    """The coverage of every round-0 selection of the summarize run in ``run_dir``,
+    recomputed from its files (``results.json`` also holds it, as ``coverage``, for the
+    feature of :func:`default_feature`).
+
+    Args:
+        run_dir: a finished ``gmmcollapse summarize`` run directory.
+        feature: one of :data:`FEATURES` (``count`` needs the built-in corpus); default
+            :func:`default_feature`.
+        fixed_kept: the selections of ``results.json``'s ``fixed_kept`` (a run with ``kept``)
+            instead of the usual ones.
+
+    Returns:
+        ``{"feature", "bins": [label], "pool_share": [share], "test_n": [articles],
+        "generator_correct": [fraction], "selectors": {NAME: {RATE: {"n_selected",
+        "kept_share": [share], "delta": [points], "se": [points]}}}}``: per bin, the share of
+        the synthesis pool and of each selection's kept articles, the held-out articles,
+        the generator's share of correct summaries, and each retrained model's ROUGE-1
+        minus the generator's in points with its paired standard error (NaN for a selection
+        that kept nothing, or an empty bin).
+
+    Raises:
+        ValueError: a ``feature`` not in :data:`FEATURES`, ``count`` with a data file,
+            ``fixed_kept`` for a run without it, or a recomputed selection that does not
+            keep what the run recorded.
+    """
+    if feature is not None:
+        check_choice("feature", feature, FEATURES)
+    _, cfg, res = _load(run_dir)
+    table = res.get("fixed_kept") if fixed_kept else res
+    if not table:
+        raise ValueError(f"fixed_kept: the run in {run_dir} has no fixed_kept results")
+    feature = feature or default_feature(cfg)
+    if feature == "count" and cfg.data is not None:
+        raise ValueError(
+            f"feature 'count' needs the built-in corpus; this run read {cfg.data!r}: use "
+            "feature='summary_words'"
+        )
+    return measure(cfg, run_dir, table, *run_pairs(cfg), feature)
 
 
 def report(cov: dict) -> str:

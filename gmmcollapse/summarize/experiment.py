@@ -80,6 +80,7 @@ from gmmcollapse.models import (
     score,
 )
 from gmmcollapse.pipeline import DATA_MODES, Strategy, run_rounds
+from gmmcollapse.summarize import coverage
 from gmmcollapse.summarize.corpus import make_corpus
 from gmmcollapse.summarize.loaders import (
     FORMATS,
@@ -646,12 +647,19 @@ def run(cfg: SummarizeConfig, out: str, *, progress: bool = True, log=print) -> 
                                       "vs_generator": {"delta", "se"}}}},
          "spearman_pstar_rouge1": rho, "spearman": {"rho", "pvalue", "n"},
          "spearman_within_rate": {RATE: {"rho", "pvalue", "n"}},
+         "coverage": {"feature", "bins", "pool_share", "test_n", "generator_correct",
+                      "selectors": {NAME: {RATE: {"n_selected", "kept_share", "delta",
+                                                  "se"}}}},
          "fixed_kept": null | {"kept", "articles": {RATE: ceil(kept / rate)}, "selectors",
-                               "spearman_pstar_rouge1", "spearman", "spearman_within_rate"},
+                               "spearman_pstar_rouge1", "spearman", "spearman_within_rate",
+                               "coverage"},
          "sizes": {"pool", "gen", "verifier", "syn", "test"}, "timing": {stage: seconds}}
 
     ``fixed_kept`` (with ``cfg.kept``): the same selectors, each keeping ``kept`` pairs at
-    every rate (see :class:`SummarizeConfig`). ``pretrained_base`` is the base itself
+    every rate (see :class:`SummarizeConfig`). ``coverage``: per bin of an article feature
+    (the key count for the built-in corpus, the reference length otherwise), the share of
+    each selection's kept articles and its model's held-out ROUGE-1 change in points
+    (:mod:`gmmcollapse.summarize.coverage`). ``pretrained_base`` is the base itself
     summarizing the held-out articles, before any fine-tuning (it was only taught to write a
     sentence missing from an article).
     ROUGE values are mean F-measures (fractions) on the held-out pairs; RATE keys are strings
@@ -743,6 +751,12 @@ def run(cfg: SummarizeConfig, out: str, *, progress: bool = True, log=print) -> 
             per_round_fixed = rounds(sizes={s.name: fixed[rate_key(s.rate)] for s in strats})
         fixed_kept = {"kept": cfg.kept, "articles": fixed}
         fixed_kept |= _selector_table(cfg, out, strats, per_round_fixed)
+    # which articles each selection kept, and where its model gains or loses (round 0)
+    feature = coverage.default_feature(cfg)
+    syn_f, test_f = coverage.run_pairs(cfg) if cfg.data is None else (syn, test)  # + facts
+    for t in (table, fixed_kept):
+        if t is not None:
+            t["coverage"] = coverage.measure(cfg, out, t, syn_f, test_f, feature)
     results = {
         "config": cfg.to_json(),
         "init": cfg.init,
