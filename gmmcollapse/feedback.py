@@ -251,6 +251,7 @@ def top_fraction(scores: ArrayLike, r: ArrayLike, eligible: ArrayLike | None = N
 
     Each kept input contributes its best eligible candidate (so ``k = 1`` is plain top-r
     selection of inputs). Inputs without an eligible candidate rank last and are never kept.
+    Ties are broken by position: of inputs with equal best scores, the earlier ones are kept.
     ``r`` is traced: any value in [0, 1] runs without recompiling.
     """
     s = _as2d(scores)

@@ -503,3 +503,15 @@ def test_invalid_concrete_inputs_raise(key):
         fb.random_fraction(key, s, -0.1)
     with pytest.raises(ValueError, match=r"^r must .*1\.5"):
         fb.top_fraction(s, 1.5)
+
+
+def test_top_fraction_breaks_ties_by_position():
+    """The docstring's tie rule: of equal scores the earlier inputs are kept, so a selection
+    among the first m inputs keeps the same ones for every m with enough ties."""
+    scores = np.array([[0.5], [1.0], [1.0], [0.2], [1.0], [1.0], [1.0], [0.9]])
+    for r, want in [(0.25, [1, 2]), (0.5, [1, 2, 4, 5])]:
+        sel = fb.top_fraction(scores, r)
+        assert np.flatnonzero(np.asarray(sel.kept)).tolist() == want
+    # the first 2 tied inputs, whatever the prefix: 4, 6 or all 8 inputs at rates 1/2, 1/3, 1/4
+    for m, r in [(4, 0.5), (6, 1 / 3), (8, 0.25)]:
+        assert np.flatnonzero(np.asarray(fb.top_fraction(scores[:m], r).kept)).tolist() == [1, 2]

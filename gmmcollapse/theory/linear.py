@@ -175,7 +175,9 @@ def _linear_keep_rates(m, tg, tv, tau) -> KeepRates:
         jnp.stack([rho, rho], axis=-1),
     )
     kept_right, kept_wrong = kept[..., 0], kept[..., 1]
-    return KeepRates(p, _safe_ratio(kept_right, right), _safe_ratio(kept_wrong, p))
+    # a joint probability over its marginal: at most 1, but rounding can give 1 + 1 ulp
+    unit = lambda x: jnp.clip(x, 0.0, 1.0)  # NaN stays NaN
+    return KeepRates(p, unit(_safe_ratio(kept_right, right)), unit(_safe_ratio(kept_wrong, p)))
 
 
 @theory_function(p=UNIT, **VERIFIER)
