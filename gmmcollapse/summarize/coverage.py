@@ -47,7 +47,6 @@ from gmmcollapse import feedback
 from gmmcollapse._runs import safe_tag
 from gmmcollapse._validate import check_choice
 from gmmcollapse.pipeline import select, selection_key, subset
-from gmmcollapse.summarize.corpus import make_corpus
 from gmmcollapse.theory.basic import in_float64
 
 __all__ = ["FEATURES", "coverage", "default_feature", "measure", "report", "run_pairs"]
@@ -67,13 +66,13 @@ def _load(run_dir: str):
     return E, E.config_from_json(res["config"]), res
 
 
-def _features(feature: str, pairs: list[dict], cfg, syn_words=None) -> tuple[np.ndarray, list]:
+def _features(feature: str, pairs: list[dict], syn_words: np.ndarray) -> tuple[np.ndarray, list]:
     """Per pair, its bin index under ``feature``, and the bins' labels."""
     if feature == "count":
         counts = np.array([p["facts"]["count"] for p in pairs])
         return np.digitize(counts, [10, 100]), ["1-9", "10-99", "100+"]
     words = np.array([len(p["summary"].split()) for p in pairs])
-    cuts = np.quantile(syn_words if syn_words is not None else words, [1 / 3, 2 / 3])
+    cuts = np.quantile(syn_words, [1 / 3, 2 / 3])  # the synthesis pool's terciles
     lo, hi = int(np.floor(cuts[0])), int(np.floor(cuts[1]))
     if hi <= lo:  # ties: two bins, or one
         hi = lo + 1
@@ -96,15 +95,20 @@ def default_feature(cfg) -> str:
 
 def run_pairs(cfg) -> tuple[list[dict], list[dict]]:
     """``(synthesis, held-out)`` pairs of the run ``cfg`` describes, in the run's order; for
-    the built-in corpus with the ``facts`` the grammar drew (:func:`make_corpus`)."""
+    the built-in corpus with the ``facts`` the grammar drew."""
     from gmmcollapse.summarize import experiment as E
 
-    if cfg.data is None:  # the same pairs as the run (make_corpus is deterministic)
-        pairs = make_corpus(cfg.n_pairs + cfg.n_test, cfg.seed, with_facts=True)
-        pool, test = pairs[: cfg.n_pairs], pairs[cfg.n_pairs :]
-    else:
-        pool, test = E.load_data(cfg)
+    pool, test = E.load_data(cfg, with_facts=True)
     return E._split_pool(cfg, pool)["syn"], test
+
+
+def _check_feature(feature: str, cfg) -> None:
+    check_choice("feature", feature, FEATURES)
+    if feature == "count" and cfg.data is not None:
+        raise ValueError(
+            f"feature 'count' needs the built-in corpus; this run read {cfg.data!r}: use "
+            "feature='summary_words'"
+        )
 
 
 @in_float64  # as the run selected: random selections draw float64 numbers there
@@ -115,15 +119,10 @@ def measure(cfg, run_dir: str, table: dict, syn: list[dict], test: list[dict],
     in ``run_dir``, given its synthesis and held-out pairs (``facts`` needed for ``count``)."""
     from gmmcollapse.summarize import experiment as E
 
-    check_choice("feature", feature, FEATURES)
-    if feature == "count" and cfg.data is not None:
-        raise ValueError(
-            f"feature 'count' needs the built-in corpus; this run read {cfg.data!r}: use "
-            "feature='summary_words'"
-        )
+    _check_feature(feature, cfg)
     syn_words = np.array([len(p["summary"].split()) for p in syn])
-    b_syn, labels = _features(feature, syn, cfg, syn_words)
-    b_test, _ = _features(feature, test, cfg, syn_words)
+    b_syn, labels = _features(feature, syn, syn_words)
+    b_test, _ = _features(feature, test, syn_words)
     nb = len(labels)
     share = lambda b: _means(np.ones(b.size), b, nb, normalize=True)
     gen = np.load(os.path.join(run_dir, "eval", "generator.npy")).astype(np.float64)
@@ -203,17 +202,13 @@ def coverage(run_dir: str, feature: str | None = None, *, fixed_kept: bool = Fal
             keep what the run recorded.
     """
     if feature is not None:
-        check_choice("feature", feature, FEATURES)
+        check_choice("feature", feature, FEATURES)  # before anything is read
     _, cfg, res = _load(run_dir)
     table = res.get("fixed_kept") if fixed_kept else res
     if not table:
         raise ValueError(f"fixed_kept: the run in {run_dir} has no fixed_kept results")
     feature = feature or default_feature(cfg)
-    if feature == "count" and cfg.data is not None:
-        raise ValueError(
-            f"feature 'count' needs the built-in corpus; this run read {cfg.data!r}: use "
-            "feature='summary_words'"
-        )
+    _check_feature(feature, cfg)  # before the data is read
     return measure(cfg, run_dir, table, *run_pairs(cfg), feature)
 
 

@@ -443,10 +443,12 @@ def check_data_source(cfg: SummarizeConfig) -> None:
         )
 
 
-def load_data(cfg: SummarizeConfig) -> tuple[list[dict], list[dict]]:
-    """``(pool, test)``: the training pool and the held-out pairs of ``cfg`` (deterministic)."""
+def load_data(cfg: SummarizeConfig, *, with_facts: bool = False) -> tuple[list[dict], list[dict]]:
+    """``(pool, test)``: the training pool and the held-out pairs of ``cfg`` (deterministic);
+    ``with_facts``: built-in corpus pairs carry the ``facts`` the grammar drew (the same
+    pairs otherwise; a data file has none)."""
     if cfg.data is None:
-        pairs = make_corpus(cfg.n_pairs + cfg.n_test, cfg.seed)
+        pairs = make_corpus(cfg.n_pairs + cfg.n_test, cfg.seed, with_facts=with_facts)
         return pairs[: cfg.n_pairs], pairs[cfg.n_pairs :]
     limit = cfg.n_pairs + cfg.n_test if cfg.n_pairs else None
     if cfg.data.startswith("hf:"):
@@ -678,7 +680,7 @@ def run(cfg: SummarizeConfig, out: str, *, progress: bool = True, log=print) -> 
     log = log or (lambda *a, **k: None)
     times = StageTimes(rundir.file("timing.json"))
     with times.stage("data"):
-        pool, test = load_data(cfg)
+        pool, test = load_data(cfg, with_facts=True)  # facts: for the coverage at the end
         parts = _split_pool(cfg, pool)
         tok_dir = rundir.file("tokenizer")
         if os.path.exists(os.path.join(tok_dir, "tokenizer.json")):
@@ -753,10 +755,9 @@ def run(cfg: SummarizeConfig, out: str, *, progress: bool = True, log=print) -> 
         fixed_kept |= _selector_table(cfg, out, strats, per_round_fixed)
     # which articles each selection kept, and where its model gains or loses (round 0)
     feature = coverage.default_feature(cfg)
-    syn_f, test_f = coverage.run_pairs(cfg) if cfg.data is None else (syn, test)  # + facts
     for t in (table, fixed_kept):
         if t is not None:
-            t["coverage"] = coverage.measure(cfg, out, t, syn_f, test_f, feature)
+            t["coverage"] = coverage.measure(cfg, out, t, syn, test, feature)
     results = {
         "config": cfg.to_json(),
         "init": cfg.init,
